@@ -1,0 +1,3 @@
+"""YOLOv7 as a PyTorch Lightning + Hydra experiment framework."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,8 @@
+"""YOLOv7 variants, heads, scaling, deploy fusion and official-weight import."""
+
+from .arch import ARCHS, Arch, get_arch
+from .factory import build_model
+from .heads import HeadOutputs, IDetect
+from .yolo import YOLOv7
+
+__all__ = ["ARCHS", "Arch", "get_arch", "build_model", "HeadOutputs", "IDetect", "YOLOv7"]
