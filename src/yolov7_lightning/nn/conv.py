@@ -60,8 +60,9 @@ class Conv(nn.Module):
             return
         w, b = fold_bn(self.conv.weight, self.conv.bias, self.bn)
         c = self.conv
-        fused = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, groups=c.groups, bias=True)
+        fused = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, groups=c.groups,
+                          bias=True, device=w.device, dtype=w.dtype)
         fused.weight.copy_(w)
         fused.bias.copy_(b)
-        self.conv = fused.to(w.device)
+        self.conv = fused
         self.bn = nn.Identity()

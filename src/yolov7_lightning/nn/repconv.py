@@ -61,7 +61,7 @@ class RepConv(nn.Module):
         if self.rbr_reparam is not None:
             return
         w, b = self.equivalent_kernel_bias()
-        conv = nn.Conv2d(self.c1, self.c2, 3, self.s, 1, bias=True).to(w.device)
+        conv = nn.Conv2d(self.c1, self.c2, 3, self.s, 1, bias=True, device=w.device, dtype=w.dtype)
         conv.weight.copy_(w)
         conv.bias.copy_(b)
         self.rbr_reparam = conv
