@@ -87,11 +87,11 @@ class IDetect(nn.Module):
         if self.fused:
             return
         for conv, ia, im in zip(self.m, self.ia, self.im):
-            w = conv.weight
-            conv.bias.add_((w.flatten(1) @ ia.implicit.flatten()))
-            scale = im.implicit.flatten()
-            conv.bias.mul_(scale)
-            w.mul_(scale.view(-1, 1, 1, 1))
+            w, b = conv.weight.double(), conv.bias.double()
+            scale = im.implicit.double().flatten()
+            b = (b + w.flatten(1) @ ia.implicit.double().flatten()) * scale
+            conv.weight.copy_(w * scale.view(-1, 1, 1, 1))
+            conv.bias.copy_(b)
         del self.ia, self.im
         self.fused = True
 

@@ -28,13 +28,18 @@ def make_bn(channels: int) -> nn.BatchNorm2d:
 
 @torch.no_grad()
 def fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fold an eval-mode BatchNorm into the preceding conv: returns (W', b')."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    w = weight * scale.reshape(-1, 1, 1, 1)
-    b = bn.bias - bn.running_mean * scale
+    """Fold an eval-mode BatchNorm into the preceding conv: returns (W', b').
+
+    Computed in float64 (on devices that have it) and cast back, so folding adds no rounding of its own.
+    """
+    dtype = weight.dtype
+    hi = torch.float32 if weight.device.type == "mps" else torch.float64
+    scale = bn.weight.to(hi) / torch.sqrt(bn.running_var.to(hi) + bn.eps)
+    w = weight.to(hi) * scale.reshape(-1, 1, 1, 1)
+    b = bn.bias.to(hi) - bn.running_mean.to(hi) * scale
     if bias is not None:
-        b = b + bias * scale
-    return w, b
+        b = b + bias.to(hi) * scale
+    return w.to(dtype), b.to(dtype)
 
 
 class Conv(nn.Module):

@@ -45,15 +45,16 @@ class RepConv(nn.Module):
     @torch.no_grad()
     def equivalent_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The single 3x3 kernel and bias equal to the sum of the branches (eval-mode BN)."""
-        w3, b3 = fold_bn(self.rbr_dense[0].weight, None, self.rbr_dense[1])
-        w1, b1 = fold_bn(self.rbr_1x1[0].weight, None, self.rbr_1x1[1])
+        dtype = self.rbr_dense[0].weight.dtype
+        w3, b3 = fold_bn(self.rbr_dense[0].weight.double(), None, self.rbr_dense[1])
+        w1, b1 = fold_bn(self.rbr_1x1[0].weight.double(), None, self.rbr_1x1[1])
         w, b = w3 + F.pad(w1, [1, 1, 1, 1]), b3 + b1
         if self.rbr_identity is not None:
             eye = torch.zeros_like(w3)
             eye[torch.arange(self.c1), torch.arange(self.c1), 1, 1] = 1.0
             wi, bi = fold_bn(eye, None, self.rbr_identity)
             w, b = w + wi, b + bi
-        return w, b
+        return w.to(dtype), b.to(dtype)
 
     @torch.no_grad()
     def fuse(self) -> None:

@@ -1,0 +1,50 @@
+"""Reference numbers and helpers shared by the tests."""
+
+from __future__ import annotations
+
+import pathlib
+
+import torch
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+# From shared/reference/official-yolov7-spec.md, section 2 (official Model, nc=80):
+# (training params, deploy-fused params, GFLOPs training FlopCounter, GFLOPs deploy-fused, image size)
+OFFICIAL = {
+    "yolov7-tiny": (6_228_762, 6_219_709, 13.70, 13.70, 640),
+    "yolov7": (37_622_682, 36_905_341, 105.77, 104.51, 640),
+    "yolov7x": (71_347_394, 71_311_741, 189.67, 189.68, 640),
+    "yolov7-w6": (82_312_436, 70_394_300, 420.11, 359.73, 1280),
+    "yolov7-e6": (111_898_292, 97_202_940, 588.09, 514.44, 1280),
+    "yolov7-d6": (154_709_364, 133_757_052, 806.06, 701.75, 1280),
+    "yolov7-e6e": (166_408_884, 151_687_420, 915.85, 842.20, 1280),
+}
+VARIANTS = list(OFFICIAL)
+
+
+@torch.no_grad()
+def randomise_statistics(model: torch.nn.Module, seed: int = 0, spread: float = 0.2) -> torch.nn.Module:
+    """Non-identity BN statistics/affine and implicit values, so fusion has something to fold.
+
+    BN running var and weight are drawn from U(1 - spread, 1 + spread), running mean and bias from
+    U(-0.1, 0.1); ImplicitA ~ N(0, spread), ImplicitM ~ N(1, spread) (10x the init std at 0.2).
+    """
+    g = torch.Generator().manual_seed(seed)
+
+    def u(t, lo, hi):
+        t.copy_(torch.rand(t.shape, generator=g) * (hi - lo) + lo)
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            u(m.running_mean, -0.1, 0.1)
+            u(m.running_var, 1 - spread, 1 + spread)
+            u(m.weight, 1 - spread, 1 + spread)
+            u(m.bias, -0.1, 0.1)
+    detect = getattr(model, "detect", None)
+    if detect is not None and not detect.fused:
+        for p in detect.ia.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * spread)
+        for p in detect.im.parameters():
+            p.copy_(1 + torch.randn(p.shape, generator=g) * spread)
+    return model
