@@ -1,0 +1,79 @@
+"""Candidate cells: the 3-cell rule (offset 0.5) and the 5-cell rule (offset 1.0), per level.
+
+For every ground-truth box and every anchor whose shape passes the ratio filter
+(``max(w/a_w, a_w/w, h/a_h, a_h/h) < anchor_t``), the candidates are the box-centre cell plus
+the neighbour cells towards which the centre leans: left if ``frac(x) < offset`` and ``x > 1``
+(grid units), up if ``frac(y) < offset`` and ``y > 1``, right / down by the same rule on the
+distance to the far border. With offset 0.5 that is at most 3 cells, with offset 1.0 always the
+centre and its 4 neighbours away from the border. Cell indices are clamped to the grid.
+
+All candidates are kept in a dense, padded layout with a validity mask, columns ordered
+(level, box, offset, anchor), so that nothing depends on data-dependent shapes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .targets import PaddedTargets
+
+OFFSETS = ((0, 0), (1, 0), (0, 1), (-1, 0), (0, -1))
+
+
+class Candidates(NamedTuple):
+    """Columns ``C = sum over levels of G * 5 * A``.
+
+    ``gt [C]`` slot of the box that generated the column, ``anchor [C]``, ``level [C]``;
+    ``gi, gj [B, C]`` cell, ``valid [B, C]``, ``flat [B, C]`` index into the level's flattened
+    ``[B * A * H * W]`` prediction map; ``slices`` the column range of each level.
+    """
+
+    gt: torch.Tensor
+    anchor: torch.Tensor
+    level: torch.Tensor
+    gi: torch.Tensor
+    gj: torch.Tensor
+    valid: torch.Tensor
+    flat: torch.Tensor
+    slices: list[tuple[int, int]]
+
+
+def find_candidates(targets: PaddedTargets, grids: list[tuple[int, int]], anchors: torch.Tensor,
+                    strides: list[int], offset: float, anchor_t: float) -> Candidates:
+    """Candidate columns for all levels. ``grids``: (H, W) per level; ``anchors [L, A, 2]`` in
+    grid units of their level; ``offset`` 0.5 (3-cell rule) or 1.0 (5-cell rule)."""
+    b_, g_ = targets.valid.shape
+    na = anchors.shape[1]
+    device = targets.boxes.device
+    off = torch.tensor(OFFSETS, dtype=targets.boxes.dtype, device=device) * offset  # [5, 2]
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("gt", "anchor", "level", "gi", "gj", "valid", "flat")}
+    slices, start = [], 0
+    for lvl, ((h, w), s) in enumerate(zip(grids, strides)):
+        gxy = targets.boxes[..., :2] / s  # [B, G, 2] grid units
+        gwh = targets.boxes[..., 2:4] / s
+        r = gwh[:, :, None, :] / anchors[lvl][None, None]  # [B, G, A, 2]
+        shape_ok = torch.maximum(r, 1 / r).amax(-1) < anchor_t  # [B, G, A]
+        far = torch.tensor((w, h), dtype=gxy.dtype, device=device) - gxy
+        near_ok = (gxy % 1 < offset) & (gxy > 1)
+        far_ok = (far % 1 < offset) & (far > 1)
+        offset_ok = torch.stack((torch.ones_like(near_ok[..., 0]), near_ok[..., 0], near_ok[..., 1],
+                                 far_ok[..., 0], far_ok[..., 1]), -1)  # [B, G, 5]
+        cell = (gxy[:, :, None, :] - off).long()  # truncation, as the official .long()
+        gi = cell[..., 0].clamp(0, w - 1)[..., None].expand(b_, g_, 5, na)
+        gj = cell[..., 1].clamp(0, h - 1)[..., None].expand(b_, g_, 5, na)
+        valid = targets.valid[:, :, None, None] & offset_ok[..., None] & shape_ok[:, :, None, :]
+        a = torch.arange(na, device=device).view(1, 1, 1, na).expand(b_, g_, 5, na)
+        bidx = torch.arange(b_, device=device).view(b_, 1, 1, 1)
+        flat = ((bidx * na + a) * h + gj) * w + gi
+        n = g_ * 5 * na
+        parts["gt"].append(torch.arange(g_, device=device).view(g_, 1, 1).expand(g_, 5, na).reshape(n))
+        parts["anchor"].append(a[0].reshape(n))
+        parts["level"].append(torch.full((n,), lvl, dtype=torch.long, device=device))
+        for key, t in (("gi", gi), ("gj", gj), ("valid", valid), ("flat", flat)):
+            parts[key].append(t.reshape(b_, n))
+        slices.append((start, start + n))
+        start += n
+    cat = {k: torch.cat(v, -1) for k, v in parts.items()}
+    return Candidates(cat["gt"], cat["anchor"], cat["level"], cat["gi"], cat["gj"], cat["valid"], cat["flat"], slices)

@@ -1,0 +1,5 @@
+"""The YOLOv7 loss (lead + weighted aux) and its box geometry."""
+
+from .yolov7_loss import LossOutput, YOLOv7Loss, scaled_gains
+
+__all__ = ["LossOutput", "YOLOv7Loss", "scaled_gains"]

@@ -1,0 +1,117 @@
+"""The YOLOv7 loss: 1 - CIoU boxes, objectness BCE on the clamped-CIoU soft target, class BCE;
+lead + ``aux_weight`` x aux; level balance; gains scaled by levels, classes and image size.
+
+Returns the total (x batch size, as the official loss) and every component separately.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..assign.assigner import Assigner, HeadAssignment
+from ..assign.simota import gather_predictions
+from ..assign.targets import PaddedTargets
+from ..models.heads import HeadOutputs
+from .boxes import ciou
+
+BALANCE = {3: (4.0, 1.0, 0.4)}
+BALANCE_DEFAULT = (4.0, 1.0, 0.25, 0.06, 0.02)
+
+
+class LossOutput(NamedTuple):
+    """``total`` (differentiable, x batch size) and detached components: ``lead/box``, ``lead/obj``,
+    ``lead/cls``, ``aux/...`` (after gains, before the aux weight and the batch size)."""
+
+    total: torch.Tensor
+    components: dict[str, torch.Tensor]
+
+
+def scaled_gains(box: float, obj: float, cls: float, levels: int, num_classes: int, image_size: int):
+    """The official scaling of the hyp gains by number of levels, classes and image size."""
+    f = 3 / levels
+    return box * f, obj * (image_size / 640) ** 2 * f, cls * num_classes / 80 * f
+
+
+class YOLOv7Loss(nn.Module):
+    """``loss(outputs: HeadOutputs, targets [N, 6] pixels, anchors [L, A, 2] grid units) -> LossOutput``."""
+
+    def __init__(self, num_classes: int, strides: list[int] | tuple[int, ...], assigner: Assigner | None = None,
+                 box: float = 0.05, obj: float = 0.7, cls: float = 0.3, balance: list[float] | None = None,
+                 label_smoothing: float = 0.0, image_size: int = 640):
+        super().__init__()
+        self.nc, self.strides = num_classes, list(strides)
+        self.assigner = assigner or Assigner()
+        nl = len(self.strides)
+        self.balance = list(balance) if balance else list(BALANCE.get(nl, BALANCE_DEFAULT[:nl]))
+        if len(self.balance) != nl:
+            raise ValueError(f"loss.balance has {len(self.balance)} values for {nl} levels")
+        self.box_gain, self.obj_gain, self.cls_gain = scaled_gains(box, obj, cls, nl, num_classes, image_size)
+        self.cp, self.cn = 1.0 - label_smoothing / 2, label_smoothing / 2
+
+    def forward(self, outputs: HeadOutputs, targets: torch.Tensor, anchors: torch.Tensor) -> LossOutput:
+        result = self.assigner(outputs, targets, anchors, self.strides)
+        lead = self.head_loss(outputs.lead, result.lead, result.targets, anchors)
+        comps = {"lead/box": lead[0], "lead/obj": lead[1], "lead/cls": lead[2]}
+        total = sum(lead)
+        if outputs.aux is not None and result.aux is not None:
+            bound = self.assigner.coarse_bound
+            cap = self._fine_occupancy(outputs.lead, result.lead) if bound == "distance" else None
+            aux = self.head_loss(outputs.aux, result.aux, result.targets, anchors,
+                                 xy_scale=3.0 if bound == "none" else 2.0, fine=cap)
+            comps.update({"aux/box": aux[0], "aux/obj": aux[1], "aux/cls": aux[2]})
+            total = total + self.assigner.aux_weight * sum(aux)
+        batch = outputs.lead[0].shape[0]
+        comps = {k: v.detach() for k, v in comps.items()}
+        comps["total"] = total.detach()
+        return LossOutput(total * batch, comps)
+
+    @staticmethod
+    def _fine_occupancy(preds: list[torch.Tensor], fine: HeadAssignment) -> list[torch.Tensor]:
+        """Per level, a flat ``[B*A*H*W]`` map: 1 where the lead head has a (fine) positive."""
+        out = []
+        for lvl, (s, e) in enumerate(fine.candidates.slices):
+            occ = torch.zeros(preds[lvl][..., 0].numel(), device=preds[lvl].device)
+            pos = fine.assignment.positive[:, s:e].float()
+            out.append(occ.scatter_reduce_(0, fine.candidates.flat[:, s:e].reshape(-1), pos.reshape(-1), "amax"))
+        return out
+
+    def head_loss(self, preds: list[torch.Tensor], ha: HeadAssignment, targets: PaddedTargets, anchors: torch.Tensor,
+                  xy_scale: float = 2.0, fine: list[torch.Tensor] | None = None):
+        """(box, obj, cls) of one head, gains applied."""
+        cands, asg = ha
+        raw = gather_predictions(preds, cands)  # [B, C, 5 + nc]
+        pos = asg.positive
+        bidx = torch.arange(pos.shape[0], device=pos.device)[:, None]
+        stride = torch.tensor(self.strides, dtype=raw.dtype, device=raw.device)[cands.level][None, :, None]
+        grid = torch.stack((cands.gi, cands.gj), -1).to(raw.dtype)
+        tbox = targets.boxes[bidx, asg.gt].to(raw.dtype) / stride  # grid units
+        tbox = torch.cat((tbox[..., :2] - grid, tbox[..., 2:]), -1)
+        tbox = torch.where(pos[..., None], tbox, torch.full_like(tbox, 0.5))  # finite dummies off the positives
+        pxy = raw[..., :2].sigmoid() * xy_scale - (xy_scale - 1) / 2
+        pwh = (raw[..., 2:4].sigmoid() * 2) ** 2 * anchors[cands.level, cands.anchor]
+        iou = ciou(torch.cat((pxy, pwh), -1), tbox)  # [B, C]
+        tobj_value = iou.detach().clamp(min=0)
+        onehot = F.one_hot(targets.classes[bidx, asg.gt], self.nc).to(raw.dtype)
+        tcls = onehot * self.cp + (1 - onehot) * self.cn
+        cls_bce = F.binary_cross_entropy_with_logits(raw[..., 5:], tcls, reduction="none").sum(-1)
+        if fine is not None:  # coarse_bound=distance: cap coarse-only objectness by distance from the centre
+            centre = targets.boxes[bidx, asg.gt, :2].to(raw.dtype) / stride - grid - 0.5
+            cap = (1.5 - centre.abs().amax(-1)).clamp(0, 1)
+            is_fine = torch.cat([f[cands.flat[:, s:e]] for f, (s, e) in zip(fine, cands.slices)], 1) > 0
+            tobj_value = torch.where(is_fine, tobj_value, torch.minimum(tobj_value, cap))
+        tobj_value = torch.where(pos, tobj_value, torch.zeros_like(tobj_value))
+        lbox = lobj = lcls = raw.new_zeros(())
+        for lvl, (s, e) in enumerate(cands.slices):
+            p = pos[:, s:e]
+            n = p.sum().clamp(min=1)
+            lbox = lbox + torch.where(p, 1 - iou[:, s:e], 0).sum() / n
+            if self.nc > 1:
+                lcls = lcls + torch.where(p, cls_bce[:, s:e], 0).sum() / (n * self.nc)
+            tobj = torch.zeros(preds[lvl][..., 4].numel(), dtype=raw.dtype, device=raw.device)
+            tobj = tobj.scatter_reduce(0, cands.flat[:, s:e].reshape(-1), tobj_value[:, s:e].reshape(-1), "amax")
+            lobj = lobj + F.binary_cross_entropy_with_logits(preds[lvl][..., 4].reshape(-1), tobj) * self.balance[lvl]
+        return lbox * self.box_gain, lobj * self.obj_gain, lcls * self.cls_gain
