@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ..loss.boxes import pairwise_iou, xywh_to_xyxy
+from ..boxes import pairwise_iou, xywh_to_xyxy
 from .candidates import Candidates
 from .targets import PaddedTargets
 

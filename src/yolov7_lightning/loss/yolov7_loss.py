@@ -16,7 +16,7 @@ from ..assign.assigner import Assigner, HeadAssignment
 from ..assign.simota import gather_predictions
 from ..assign.targets import PaddedTargets
 from ..models.heads import HeadOutputs
-from .boxes import ciou
+from ..boxes import ciou
 
 BALANCE = {3: (4.0, 1.0, 0.4)}
 BALANCE_DEFAULT = (4.0, 1.0, 0.25, 0.06, 0.02)
@@ -95,7 +95,8 @@ class YOLOv7Loss(nn.Module):
         pwh = (raw[..., 2:4].sigmoid() * 2) ** 2 * anchors[cands.level, cands.anchor]
         iou = ciou(torch.cat((pxy, pwh), -1), tbox)  # [B, C]
         tobj_value = iou.detach().clamp(min=0)
-        onehot = F.one_hot(targets.classes[bidx, asg.gt], self.nc).to(raw.dtype)
+        classes = targets.classes[bidx, asg.gt]  # one-hot by comparison: F.one_hot would synchronise
+        onehot = (classes[..., None] == torch.arange(self.nc, device=raw.device)).to(raw.dtype)
         tcls = onehot * self.cp + (1 - onehot) * self.cn
         cls_bce = F.binary_cross_entropy_with_logits(raw[..., 5:], tcls, reduction="none").sum(-1)
         if fine is not None:  # coarse_bound=distance: cap coarse-only objectness by distance from the centre
