@@ -76,14 +76,17 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--ref-iters", type=int, default=1)
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads (1: on a shared 2-vCPU VM, 2-thread OpenMP ops have a ~8 ms floor each)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     for variant, aux in (("yolov7", False), ("yolov7-w6", True)):
         for batch in (8, 32):
             for boxes in (7, 30):
                 outputs, targets, anchors, strides = setup(variant, aux, batch, boxes, args.size, args.device)
                 loss = YOLOv7Loss(80, strides)
                 row = {"head": "aux (W6)" if aux else "lead-only (v7)", "size": args.size, "batch": batch,
-                       "boxes_per_image": boxes, "device": args.device,
+                       "boxes_per_image": boxes, "device": args.device, "threads": args.threads,
                        "batched_ms": round(timed(lambda: loss(outputs, targets, anchors), args.iters, args.device), 1),
                        "batched_syncs": syncs(lambda: loss(outputs, targets, anchors))}
                 if not args.no_reference and args.device == "cpu":

@@ -143,8 +143,10 @@ def count_syncs(variant, aux, batch, per_image):
 
 @pytest.mark.parametrize("variant, aux", [("yolov7", False), ("yolov7-w6", True)])
 def test_synchronisations_do_not_grow_with_batch_or_boxes(variant, aux):
+    # one for the size of the padded boxes, one per assignment for the packed candidates (lead, aux);
+    # the official code makes ~480 at batch 8 x 7 boxes and ~2,600 at batch 32 x 30
     small, large = count_syncs(variant, aux, 8, 7), count_syncs(variant, aux, 32, 30)
-    assert small == large == 1  # one: to size the padded ground truth; the official code makes ~480 / ~2,600
+    assert small == large == (3 if aux else 2)
 
 
 def test_cuda_if_available():

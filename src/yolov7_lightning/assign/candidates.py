@@ -7,8 +7,9 @@ the neighbour cells towards which the centre leans: left if ``frac(x) < offset``
 distance to the far border. With offset 0.5 that is at most 3 cells, with offset 1.0 always the
 centre and its 4 neighbours away from the border. Cell indices are clamped to the grid.
 
-All candidates are kept in a dense, padded layout with a validity mask, columns ordered
-(level, box, offset, anchor), so that nothing depends on data-dependent shapes.
+Candidates are built densely (every box x offset x anchor, with a validity mask), then packed per
+image so that only valid columns remain (padded to the largest count, ``K``); columns keep the
+order (level, box, offset, anchor). Packing costs one host synchronisation (the size ``K``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,9 @@ OFFSETS = ((0, 0), (1, 0), (0, 1), (-1, 0), (0, -1))
 
 
 class Candidates(NamedTuple):
-    """Columns ``C = sum over levels of G * 5 * A``.
-
-    ``gt [C]`` slot of the box that generated the column, ``anchor [C]``, ``level [C]``;
-    ``gi, gj [B, C]`` cell, ``valid [B, C]``, ``flat [B, C]`` index into the level's flattened
-    ``[B * A * H * W]`` prediction map; ``slices`` the column range of each level.
-    """
+    """``K`` packed columns per image, all ``[B, K]``: ``gt`` slot of the box that generated the
+    column, ``anchor``, ``level``, cell ``gi``/``gj``, ``valid``, and ``flat``, the index into its
+    level's flattened ``[B * A * H * W]`` prediction map."""
 
     gt: torch.Tensor
     anchor: torch.Tensor
@@ -37,7 +35,20 @@ class Candidates(NamedTuple):
     gj: torch.Tensor
     valid: torch.Tensor
     flat: torch.Tensor
-    slices: list[tuple[int, int]]
+    levels: int
+
+
+def _pack(fields: dict[str, torch.Tensor], valid: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Keep the valid columns of every image, in order, padded to the largest count."""
+    counts = valid.sum(1)
+    k = int(counts.max()) if valid.numel() else 0  # synchronisation: the packed width
+    slot = torch.where(valid, torch.cumsum(valid, 1) - 1, torch.full_like(counts[:, None], k))
+    out = {}
+    for name, t in fields.items():
+        packed = torch.zeros(valid.shape[0], k + 1, dtype=t.dtype, device=t.device)
+        out[name] = packed.scatter_(1, slot, t)[:, :k]
+    out["valid"] = torch.arange(k, device=valid.device)[None, :] < counts[:, None]
+    return out
 
 
 def find_candidates(targets: PaddedTargets, grids: list[tuple[int, int]], anchors: torch.Tensor,
@@ -49,7 +60,6 @@ def find_candidates(targets: PaddedTargets, grids: list[tuple[int, int]], anchor
     device = targets.boxes.device
     off = torch.tensor(OFFSETS, dtype=targets.boxes.dtype, device=device) * offset  # [5, 2]
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("gt", "anchor", "level", "gi", "gj", "valid", "flat")}
-    slices, start = [], 0
     for lvl, ((h, w), s) in enumerate(zip(grids, strides)):
         gxy = targets.boxes[..., :2] / s  # [B, G, 2] grid units
         gwh = targets.boxes[..., 2:4] / s
@@ -61,19 +71,21 @@ def find_candidates(targets: PaddedTargets, grids: list[tuple[int, int]], anchor
         offset_ok = torch.stack((torch.ones_like(near_ok[..., 0]), near_ok[..., 0], near_ok[..., 1],
                                  far_ok[..., 0], far_ok[..., 1]), -1)  # [B, G, 5]
         cell = (gxy[:, :, None, :] - off).long()  # truncation, as the official .long()
-        gi = cell[..., 0].clamp(0, w - 1)[..., None].expand(b_, g_, 5, na)
-        gj = cell[..., 1].clamp(0, h - 1)[..., None].expand(b_, g_, 5, na)
-        valid = targets.valid[:, :, None, None] & offset_ok[..., None] & shape_ok[:, :, None, :]
-        a = torch.arange(na, device=device).view(1, 1, 1, na).expand(b_, g_, 5, na)
+        shape = (b_, g_, 5, na)
+        gi = cell[..., 0].clamp(0, w - 1)[..., None].expand(shape)
+        gj = cell[..., 1].clamp(0, h - 1)[..., None].expand(shape)
+        a = torch.arange(na, device=device).view(1, 1, 1, na).expand(shape)
         bidx = torch.arange(b_, device=device).view(b_, 1, 1, 1)
-        flat = ((bidx * na + a) * h + gj) * w + gi
-        n = g_ * 5 * na
-        parts["gt"].append(torch.arange(g_, device=device).view(g_, 1, 1).expand(g_, 5, na).reshape(n))
-        parts["anchor"].append(a[0].reshape(n))
-        parts["level"].append(torch.full((n,), lvl, dtype=torch.long, device=device))
-        for key, t in (("gi", gi), ("gj", gj), ("valid", valid), ("flat", flat)):
-            parts[key].append(t.reshape(b_, n))
-        slices.append((start, start + n))
-        start += n
+        fields = {
+            "gt": torch.arange(g_, device=device).view(1, g_, 1, 1).expand(shape),
+            "anchor": a, "level": torch.full(shape, lvl, dtype=torch.long, device=device), "gi": gi, "gj": gj,
+            "valid": targets.valid[:, :, None, None] & offset_ok[..., None] & shape_ok[:, :, None, :],
+            "flat": ((bidx * na + a) * h + gj) * w + gi,
+        }
+        for key, t in fields.items():
+            parts[key].append(t.reshape(b_, -1))
     cat = {k: torch.cat(v, -1) for k, v in parts.items()}
-    return Candidates(cat["gt"], cat["anchor"], cat["level"], cat["gi"], cat["gj"], cat["valid"], cat["flat"], slices)
+    valid = cat.pop("valid")
+    packed = _pack(cat, valid)
+    return Candidates(packed["gt"], packed["anchor"], packed["level"], packed["gi"], packed["gj"], packed["valid"],
+                      packed["flat"], len(grids))

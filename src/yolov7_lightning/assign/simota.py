@@ -7,7 +7,7 @@ For each image, every ground-truth box is scored against every candidate column 
 
 Each box takes its ``k`` cheapest columns, ``k = max(1, int(sum of its top-``topk`` IoUs))``; a
 column taken by several boxes goes to the box with the lowest cost for it. The class cost is
-evaluated in log space (``log y = (logsigmoid(cls) + logsigmoid(obj)) / 2``), finite for any logits.
+evaluated so that it stays finite for any logits (see :func:`class_cost`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
 from ..boxes import pairwise_iou, xywh_to_xyxy
 from .candidates import Candidates
@@ -29,39 +28,52 @@ class Assignment(NamedTuple):
     gt: torch.Tensor
 
 
-def log1mexp(x: torch.Tensor) -> torch.Tensor:
-    """``log(1 - exp(x))`` for ``x <= 0``, accurate near 0 and for very negative ``x``."""
-    return torch.where(x > -0.6931471805599453, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+def level_index(cands: Candidates, lvl: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(on_level [B, C], flat [B, C])``: columns of level ``lvl`` and their map index (0 elsewhere)."""
+    on = cands.level == lvl
+    return on, torch.where(on, cands.flat, torch.zeros_like(cands.flat))
 
 
 def gather_predictions(preds: list[torch.Tensor], cands: Candidates) -> torch.Tensor:
     """Raw predictions at every candidate column: ``[B, C, 5 + nc]``."""
-    out = []
-    for lvl, (s, e) in enumerate(cands.slices):
-        p = preds[lvl]
-        out.append(p.reshape(-1, p.shape[-1])[cands.flat[:, s:e]])
-    return torch.cat(out, 1)
+    out = None
+    for lvl, p in enumerate(preds):
+        on, flat = level_index(cands, lvl)
+        values = p.reshape(-1, p.shape[-1])[flat]
+        out = values if out is None else torch.where(on[..., None], values, out)
+    return out
 
 
 def decode_candidates(raw: torch.Tensor, cands: Candidates, anchors: torch.Tensor, strides: list[int]) -> torch.Tensor:
     """Predicted xywh boxes in input pixels at the candidate cells: ``[B, C, 4]``."""
-    stride = torch.tensor(strides, dtype=raw.dtype, device=raw.device)[cands.level]  # [C]
-    anchor = anchors[cands.level, cands.anchor]  # [C, 2] grid units
+    stride = torch.tensor(strides, dtype=raw.dtype, device=raw.device)[cands.level][..., None]  # [B, C, 1]
+    anchor = anchors[cands.level, cands.anchor]  # [B, C, 2] grid units
     grid = torch.stack((cands.gi, cands.gj), -1).to(raw.dtype)
-    xy = (raw[..., :2].sigmoid() * 2 - 0.5 + grid) * stride[:, None]
-    wh = (raw[..., 2:4].sigmoid() * 2) ** 2 * anchor * stride[:, None]
+    xy = (raw[..., :2].sigmoid() * 2 - 0.5 + grid) * stride
+    wh = (raw[..., 2:4].sigmoid() * 2) ** 2 * anchor * stride
     return torch.cat((xy, wh), -1)
 
 
 def class_cost(raw: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    """``[B, G, C]`` BCE between ``y = sqrt(sigmoid(cls) * sigmoid(obj))`` and each box's one-hot class."""
-    log_y = 0.5 * (F.logsigmoid(raw[..., 5:].float()) + F.logsigmoid(raw[..., 4:5].float()))  # [B, C, nc]
-    log_1my = log1mexp(log_y)
+    """``[B, G, C]`` BCE between ``y = sqrt(sigmoid(cls) * sigmoid(obj))`` and each box's one-hot class.
+
+    Written to stay finite for any logits without logs of 0: ``1 - y = (1 - y^2) / (1 + y)`` with
+    ``1 - y^2 = sigmoid(-cls) + sigmoid(-obj) * sigmoid(cls)`` (no cancellation), both clamped to
+    the smallest normal float. One transcendental pass over ``[B, C, nc]`` (the official code
+    takes the logit of ``y`` and overflows for confident predictions).
+    """
+    tiny = torch.finfo(torch.float32).tiny
+    cls, obj = raw[..., 5:].float(), raw[..., 4:5].float()
+    s_cls = cls.sigmoid()
+    y2 = s_cls * obj.sigmoid()  # y^2                      [B, C, nc]
+    one_minus_y = ((torch.sigmoid(-cls) + torch.sigmoid(-obj) * s_cls) / (1 + y2.sqrt())).clamp_(min=tiny)
+    log_1my = one_minus_y.log_()
     total = log_1my.sum(-1)  # sum_c log(1 - y_c)          [B, C]
-    own = (log_y - log_1my).transpose(1, 2)  # [B, nc, C]
     b, g = classes.shape
-    own = torch.gather(own, 1, classes[:, :, None].expand(b, g, own.shape[-1]))  # [B, G, C]
-    return -(total[:, None, :] + own)
+    index = classes[:, :, None].expand(b, g, raw.shape[1])
+    own_y2 = torch.gather(y2.transpose(1, 2), 1, index)  # [B, G, C]
+    own_1my = torch.gather(log_1my.transpose(1, 2), 1, index)
+    return -(total[:, None, :] + 0.5 * own_y2.clamp(min=tiny).log() - own_1my)
 
 
 def simota(raw: torch.Tensor, boxes: torch.Tensor, targets: PaddedTargets, cands: Candidates, topk: int,
@@ -74,7 +86,7 @@ def simota(raw: torch.Tensor, boxes: torch.Tensor, targets: PaddedTargets, cands
         return Assignment(empty, empty.long())
     pair_ok = targets.valid[:, :, None] & cands.valid[:, None, :]  # [B, G, C]
     if not cross_gt:
-        pair_ok = pair_ok & (cands.gt[None, None, :] == torch.arange(g_, device=raw.device)[None, :, None])
+        pair_ok = pair_ok & (cands.gt[:, None, :] == torch.arange(g_, device=raw.device)[None, :, None])
     iou = pairwise_iou(xywh_to_xyxy(targets.boxes.float()), xywh_to_xyxy(boxes.float()))  # [B, G, C]
     iou = torch.where(pair_ok, iou, torch.zeros_like(iou))
     cost = cls_weight * class_cost(raw, targets.classes) + iou_weight * -torch.log(iou + 1e-8)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..assign.assigner import Assigner, HeadAssignment
-from ..assign.simota import gather_predictions
+from ..assign.simota import gather_predictions, level_index
 from ..assign.targets import PaddedTargets
 from ..models.heads import HeadOutputs
 from ..boxes import ciou
@@ -73,10 +73,11 @@ class YOLOv7Loss(nn.Module):
     def _fine_occupancy(preds: list[torch.Tensor], fine: HeadAssignment) -> list[torch.Tensor]:
         """Per level, a flat ``[B*A*H*W]`` map: 1 where the lead head has a (fine) positive."""
         out = []
-        for lvl, (s, e) in enumerate(fine.candidates.slices):
-            occ = torch.zeros(preds[lvl][..., 0].numel(), device=preds[lvl].device)
-            pos = fine.assignment.positive[:, s:e].float()
-            out.append(occ.scatter_reduce_(0, fine.candidates.flat[:, s:e].reshape(-1), pos.reshape(-1), "amax"))
+        for lvl, p in enumerate(preds):
+            on, flat = level_index(fine.candidates, lvl)
+            occ = torch.zeros(p[..., 0].numel(), device=p.device)
+            pos = (fine.assignment.positive & on).float()
+            out.append(occ.scatter_reduce_(0, flat.reshape(-1), pos.reshape(-1), "amax"))
         return out
 
     def head_loss(self, preds: list[torch.Tensor], ha: HeadAssignment, targets: PaddedTargets, anchors: torch.Tensor,
@@ -86,7 +87,7 @@ class YOLOv7Loss(nn.Module):
         raw = gather_predictions(preds, cands)  # [B, C, 5 + nc]
         pos = asg.positive
         bidx = torch.arange(pos.shape[0], device=pos.device)[:, None]
-        stride = torch.tensor(self.strides, dtype=raw.dtype, device=raw.device)[cands.level][None, :, None]
+        stride = torch.tensor(self.strides, dtype=raw.dtype, device=raw.device)[cands.level][..., None]
         grid = torch.stack((cands.gi, cands.gj), -1).to(raw.dtype)
         tbox = targets.boxes[bidx, asg.gt].to(raw.dtype) / stride  # grid units
         tbox = torch.cat((tbox[..., :2] - grid, tbox[..., 2:]), -1)
@@ -102,17 +103,19 @@ class YOLOv7Loss(nn.Module):
         if fine is not None:  # coarse_bound=distance: cap coarse-only objectness by distance from the centre
             centre = targets.boxes[bidx, asg.gt, :2].to(raw.dtype) / stride - grid - 0.5
             cap = (1.5 - centre.abs().amax(-1)).clamp(0, 1)
-            is_fine = torch.cat([f[cands.flat[:, s:e]] for f, (s, e) in zip(fine, cands.slices)], 1) > 0
+            is_fine = sum(torch.where(on, f[flat], 0) for f, (on, flat) in
+                          zip(fine, (level_index(cands, lvl) for lvl in range(cands.levels)))) > 0
             tobj_value = torch.where(is_fine, tobj_value, torch.minimum(tobj_value, cap))
         tobj_value = torch.where(pos, tobj_value, torch.zeros_like(tobj_value))
         lbox = lobj = lcls = raw.new_zeros(())
-        for lvl, (s, e) in enumerate(cands.slices):
-            p = pos[:, s:e]
+        for lvl in range(cands.levels):
+            on, flat = level_index(cands, lvl)
+            p = pos & on
             n = p.sum().clamp(min=1)
-            lbox = lbox + torch.where(p, 1 - iou[:, s:e], 0).sum() / n
+            lbox = lbox + torch.where(p, 1 - iou, 0).sum() / n
             if self.nc > 1:
-                lcls = lcls + torch.where(p, cls_bce[:, s:e], 0).sum() / (n * self.nc)
+                lcls = lcls + torch.where(p, cls_bce, 0).sum() / (n * self.nc)
             tobj = torch.zeros(preds[lvl][..., 4].numel(), dtype=raw.dtype, device=raw.device)
-            tobj = tobj.scatter_reduce(0, cands.flat[:, s:e].reshape(-1), tobj_value[:, s:e].reshape(-1), "amax")
+            tobj = tobj.scatter_reduce(0, flat.reshape(-1), torch.where(on, tobj_value, 0).reshape(-1), "amax")
             lobj = lobj + F.binary_cross_entropy_with_logits(preds[lvl][..., 4].reshape(-1), tobj) * self.balance[lvl]
         return lbox * self.box_gain, lobj * self.obj_gain, lcls * self.cls_gain
