@@ -32,6 +32,9 @@ class ScalingConfig:
 
 
 def register_configs() -> None:
+    from .data.config import register_data_configs
+
+    register_data_configs()
     cs = ConfigStore.instance()
     cs.store(group="schema", name="model", node=ModelConfig)
     cs.store(group="schema", name="scaling", node=ScalingConfig)

@@ -137,3 +137,19 @@ def box_problem(box: np.ndarray, height: int, width: int) -> tuple[str | None, n
     if clipped[2] - clipped[0] < 1e-3 or clipped[3] - clipped[1] < 1e-3:
         return "bbox outside the image", box
     return None, clipped
+
+
+@dataclass
+class Labelled:
+    """A working image with labels in its own pixels: img uint8 [h,w,3] RGB, boxes xyxy [n,4],
+    classes [n], segments one [k,2] polygon per box (``k == 0``: none)."""
+
+    img: np.ndarray
+    boxes: np.ndarray
+    classes: np.ndarray
+    segments: list[np.ndarray]
+
+    def shifted(self, dx: float, dy: float) -> "Labelled":
+        """Labels moved by (dx, dy) px (image unchanged)."""
+        d = np.array([dx, dy], np.float32)
+        return Labelled(self.img, self.boxes + np.tile(d, 2), self.classes, [s + d for s in self.segments])

@@ -1,0 +1,143 @@
+"""``YoloDataModule``: train / val / test / predict loaders producing the Batch contract."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, SequentialSampler
+
+from .collate import collate
+from .config import AugmentConfig
+from .dataset import DetectionDataset
+from .image_io import ImageCache
+from .samplers import RectBatchSampler, TrainBatchSampler
+from .sources import as_source, predict_index, split_index
+
+log = logging.getLogger(__name__)
+
+
+def as_augment(cfg) -> AugmentConfig | None:
+    if cfg is None or isinstance(cfg, AugmentConfig):
+        return cfg
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    return AugmentConfig(**cfg)
+
+
+def as_hw(size) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+class YoloDataModule(L.LightningDataModule):
+    """Data for YOLOv7 training and evaluation.
+
+    Args:
+        source: :class:`config.SourceConfig` (or dict): shapes | coco | yolo and where.
+        augment: :class:`config.AugmentConfig` (or dict) for training; ``None`` = no augmentation.
+        img_size: network input, int or (height, width); any multiple of the stride.
+        batch_size / val_batch_size: per process; validation defaults to 2 x batch_size.
+        num_workers, pin_memory, persistent_workers: ``DataLoader`` options.
+        seed: drives the training order and every augmentation draw (reproducible for any workers).
+        shuffle: shuffle training (the official single-GPU loader does not).
+        cache_gb: decoded-image RAM cache bound per split (0: off), filled in ``setup``.
+        rect_val: rectangular evaluation batches; stride, rect_pad: their shape rule.
+        transfer_uint8: loaders yield uint8 images, turned into float32 [0,1] after device transfer.
+    """
+
+    def __init__(self, source=None, augment=None, img_size=640, batch_size: int = 16,
+                 val_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False,
+                 persistent_workers: bool = False, seed: int = 0, shuffle: bool = True, cache_gb: float = 0.0,
+                 rect_val: bool = True, stride: int = 32, rect_pad: float = 0.5, transfer_uint8: bool = False) -> None:
+        super().__init__()
+        self.source = as_source(source or {})
+        self.augment = as_augment(augment)
+        self.img_size = as_hw(img_size)
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size or 2 * batch_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.seed, self.shuffle, self.cache_bytes = seed, shuffle, int(cache_gb * 2**30)
+        self.rect_val, self.stride, self.rect_pad = rect_val, stride, rect_pad
+        self.transfer_uint8 = transfer_uint8
+        self.datasets: dict[str, DetectionDataset] = {}
+
+    # ---- datasets ------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        if self.source.kind == "shapes":  # generate once, on one process
+            split_index(self.source, "val")
+
+    def dataset(self, split: str) -> DetectionDataset:
+        """The dataset of ``split`` (train | val | test | predict), built and reported on first use."""
+        if split not in self.datasets:
+            if split == "predict":
+                index = predict_index(self.source, self.dataset("val").names if self.source.predict else None)
+            else:
+                index = split_index(self.source, split)
+            index.report.log_once()
+            ds = DetectionDataset(index, self.img_size, train=split == "train", augment=self.augment)
+            if self.cache_bytes > 0:
+                cache = ds.fill_cache(ImageCache(self.cache_bytes))
+                log.info("%s: cached %d/%d decoded images (%.2f GB)", split, len(cache), len(ds), cache.nbytes / 2**30)
+            self.datasets[split] = ds
+        return self.datasets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+        for split in wanted.get(stage, ("train", "val")):
+            self.dataset(split)
+
+    @property
+    def names(self) -> list[str]:
+        return self.dataset("val").names
+
+    @property
+    def category_ids(self) -> list[int]:
+        """Contiguous class id -> original dataset category id."""
+        return self.dataset("val").category_ids
+
+    # ---- loaders -------------------------------------------------------------------------------
+    def _loader(self, ds: DetectionDataset, batch_sampler) -> DataLoader:
+        return DataLoader(ds, batch_sampler=batch_sampler, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory, persistent_workers=self.persistent_workers,
+                          collate_fn=partial(collate, float_images=not self.transfer_uint8))
+
+    def _mosaic_off_epoch(self) -> int | None:
+        n = self.augment.close_mosaic if self.augment else 0
+        max_epochs = getattr(getattr(self, "trainer", None), "max_epochs", None)
+        if not n or not max_epochs or max_epochs < 0:
+            return None
+        return max(0, max_epochs - n)
+
+    def train_dataloader(self) -> DataLoader:
+        ds = self.dataset("train")
+        sampler = TrainBatchSampler(SequentialSampler(ds), self.batch_size, False, dataset_len=len(ds),
+                                    img_size=self.img_size, seed=self.seed, shuffle=self.shuffle,
+                                    mosaic_off_epoch=self._mosaic_off_epoch())
+        return self._loader(ds, sampler)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        ds = self.dataset(split)
+        sampler = RectBatchSampler(SequentialSampler(ds), self.val_batch_size, False, sizes_hw=ds.index.sizes_hw(),
+                                   img_size=self.img_size, rect=self.rect_val, stride=self.stride, pad=self.rect_pad)
+        return self._loader(ds, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("predict")
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.transfer_uint8 and batch["images"].dtype == torch.uint8:
+            batch["images"] = batch["images"].float().div_(255)
+        return batch
