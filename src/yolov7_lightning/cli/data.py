@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.coco import index_to_coco
-from ..data.config import register_data_configs
 from ..data.shapes import ensure_shapes
 from ..data.sources import as_source, shapes_spec
 from ..data.yolo_txt import load_yolo
-from .paths import CONFIG_DIR
+from .app import hydra_app
 
 ACTIONS = ("shapes", "yolo2coco")
 
@@ -46,14 +44,7 @@ def run(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="data_tool")
-def _main(cfg: DictConfig) -> None:
-    run(cfg)
-
-
-def main() -> None:
-    register_data_configs()
-    _main()
+main = hydra_app("data_tool", run)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 
-import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ..config import register_configs
 from ..models.summary import summarize
-from .paths import CONFIG_DIR
+from .app import hydra_app
 
 FORMATS = ("table", "json")
 
@@ -37,14 +35,7 @@ def run(cfg: DictConfig) -> dict:
     return info
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="info")
-def _main(cfg: DictConfig) -> None:
-    run(cfg)
-
-
-def main() -> None:
-    register_configs()
-    _main()
+main = hydra_app("info", run)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ def build_model(variant: str = "yolov7", num_classes: int = 80, aux_head: bool |
                 repconv: str = "planned", eelan_form: str = "branches", aux_tap: str = "branch",
                 scaling: dict[str, Any] | None = None, **_: Any) -> YOLOv7:
     """Build a variant by name. ``scaling`` is ``{mode, width, depth}`` (the ``scaling`` group);
-    ``aux_head=None`` takes the official default (on for the P6 models, off for P5)."""
+    ``aux_head=None`` takes the official default (on for the P6 models, off for P5). Other keys of
+    the ``model`` group (``weights``: loaded by the training command) are ignored here."""
     scaling = dict(scaling or {})
     arch = scale_arch(get_arch(variant), scaling.get("mode", "none"), float(scaling.get("width", 1.0)),
                       float(scaling.get("depth", 1.0)))

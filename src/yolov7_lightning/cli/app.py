@@ -1,0 +1,26 @@
+"""The one Hydra entry-point pattern every command shares."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import hydra
+from omegaconf import DictConfig
+
+from ..config import register_configs
+from .paths import CONFIG_DIR
+
+
+def hydra_app(config_name: str, run: Callable[[DictConfig], Any]) -> Callable[[], None]:
+    """A console-script ``main`` running ``run(cfg)`` on ``conf/<config_name>.yaml`` plus overrides;
+    what ``run`` returns goes back to Hydra (a sweeper optimises it)."""
+
+    @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)
+    def _main(cfg: DictConfig) -> Any:
+        return run(cfg)
+
+    def main() -> None:
+        register_configs()
+        _main()
+
+    return main

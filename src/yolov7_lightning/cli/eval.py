@@ -1,0 +1,46 @@
+"""``yolov7-eval ckpt=<checkpoint> [data=...] [split=val|test]``: COCO evaluation of a checkpoint's
+EMA weights with pycocotools (or torchmetrics): the 12 COCO numbers, per-class AP, and a
+COCO-format results JSON, written into the Hydra run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ..eval import format_per_class
+from ..training.checkpoint import load_module
+from .app import hydra_app
+
+SPLITS = ("val", "test")
+
+
+def run(cfg: DictConfig) -> dict:
+    if cfg.split not in SPLITS:
+        raise ValueError(f"unknown split {cfg.split!r}; valid: {', '.join(SPLITS)}")
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    module = load_module(cfg.ckpt)
+    module.eval_cfg.update(OmegaConf.to_container(cfg.evaluation, resolve=True))
+    datamodule = instantiate(cfg.data, augment=None, stride=module.model.max_stride)
+    if list(datamodule.names) != list(module.hparams.names or datamodule.names):
+        raise ValueError(f"{cfg.ckpt} was trained on classes {module.hparams.names}, data has {datamodule.names}")
+    trainer = instantiate(cfg.trainer, logger=False, max_epochs=1)
+    (trainer.validate if cfg.split == "val" else trainer.test)(module, datamodule=datamodule, verbose=False)
+    metrics = module.last_eval
+    module.evaluator.save_json(out_dir / "predictions_coco.json")
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    (out_dir / "metrics.json").write_text(json.dumps(scalars | {"per_class": metrics.get("per_class")}, indent=2))
+    print(metrics.get("summary", ""))
+    print(format_per_class(metrics.get("per_class", {}), metrics.get("per_class_map50")))
+    print(f"outputs: {out_dir}  (metrics.json, predictions_coco.json)")
+    return scalars
+
+
+main = hydra_app("eval", run)
+
+
+if __name__ == "__main__":
+    main()

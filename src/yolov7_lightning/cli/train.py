@@ -1,0 +1,102 @@
+"""``yolov7-train``: build data, model, callbacks, logger and trainer from config; fit; write
+``metrics.json`` and the checkpoints into the Hydra run folder; return the fitness (for sweepers).
+
+    yolov7-train                                     # main job: yolov7-tiny on the shapes data, CPU
+    yolov7-train model=yolov7 data=coco data.source.root=/data/coco trainer=gpu schedule=scratch_p5
+    yolov7-train ckpt_path=runs/train/<run>/checkpoints/last.ckpt        # resume
+    yolov7-train model.weights=yolov7-tiny.pt                             # fine-tune
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from ..models import get_arch
+from ..training.checkpoint_io import AtomicCheckpointIO
+from ..training.callbacks import YOLOv7EMA
+from ..training.module import YOLOv7Module
+from ..training.weights import load_pretrained
+from .app import hydra_app
+
+log = logging.getLogger(__name__)
+
+
+def plain(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def build(cfg: DictConfig, out_dir: Path):
+    """(datamodule, module, trainer) from a composed ``train`` config."""
+    arch_stride = max(get_arch(cfg.model.variant).strides)
+    datamodule = instantiate(cfg.data, augment=cfg.augment, stride=arch_stride, seed=cfg.seed)
+    datamodule.prepare_data()
+    model_cfg = plain(cfg.model)
+    num_classes = len(datamodule.names)
+    if model_cfg["num_classes"] != num_classes:
+        log.info("model.num_classes %s -> %d (the dataset's classes)", model_cfg["num_classes"], num_classes)
+        model_cfg["num_classes"] = num_classes
+    module = YOLOv7Module(model=model_cfg, loss=plain(cfg.loss), assigner=plain(cfg.assigner), optim=plain(cfg.optim),
+                          schedule=plain(cfg.schedule), evaluation=plain(cfg.evaluation),
+                          image_size=max(datamodule.img_size), batch_size=datamodule.batch_size,
+                          names=list(datamodule.names), category_ids=[int(c) for c in datamodule.category_ids])
+    if model_cfg.get("weights"):
+        load_pretrained(module.model, model_cfg["weights"])
+    ckpt_dir = out_dir / "checkpoints"
+    callbacks = [  # best by fitness; last after every epoch (Lightning's save_last follows the top-k saves only)
+        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/fitness", mode="max", save_top_k=1,
+                        auto_insert_metric_name=False, enable_version_counter=False),
+        ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False),
+    ]
+    if cfg.ema:
+        callbacks.append(YOLOv7EMA())
+    if cfg.early_stop_patience:
+        callbacks.append(EarlyStopping(monitor="val/fitness", mode="max", patience=cfg.early_stop_patience))
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()],
+                          default_root_dir=str(out_dir))
+    return datamodule, module, trainer
+
+
+def run(cfg: DictConfig) -> dict:
+    L.seed_everything(cfg.seed, workers=True)
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    datamodule, module, trainer = build(cfg, out_dir)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    seconds = time.perf_counter() - start
+    evaluation = getattr(module, "last_eval", {}) or {}
+    best = trainer.checkpoint_callbacks[0]
+    metrics = {
+        "map": evaluation.get("map"), "map50": evaluation.get("map50"), "fitness": evaluation.get("fitness"),
+        "epochs": trainer.current_epoch, "train_seconds": round(seconds, 1),
+        "best_checkpoint": best.best_model_path, "last_checkpoint": str(out_dir / "checkpoints" / "last.ckpt"),
+        "nonfinite_skipped": module.nonfinite_total, "per_class": evaluation.get("per_class"),
+    }
+    if cfg.test_after_fit:
+        trainer.test(module, datamodule=datamodule)
+        metrics["test"] = {k: v for k, v in module.last_eval.items() if isinstance(v, float)}
+    if trainer.is_global_zero:
+        path = out_dir / "metrics.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(metrics, indent=2))
+        tmp.replace(path)
+        print(f"mAP@.5 {metrics['map50']:.4f}  mAP@.5:.95 {metrics['map']:.4f}  in {seconds:.0f} s "
+              f"({metrics['epochs']} epochs)" if metrics["map"] is not None else "no evaluation ran")
+        print(f"outputs: {out_dir}  (metrics.json, checkpoints/best.ckpt, checkpoints/last.ckpt)")
+    return metrics
+
+
+main = hydra_app("train", lambda cfg: run(cfg).get("fitness"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Non-maximum suppression with the official YOLOv7 test protocol, on torchvision's batched NMS.
+
+Facts followed (official ``utils/general.py:non_max_suppression``, see docs/evaluation.md):
+
+1. rows with objectness ``<= conf_thres`` are dropped first;
+2. score = objectness x class probability (for ``nc == 1`` the score is the objectness alone);
+3. ``multi_label``: every (box, class) pair with score ``> conf_thres`` is a detection, otherwise
+   only the best class of each box;
+4. optional class filter; if more than ``max_nms`` pairs remain, the top ``max_nms`` by score;
+5. class-aware NMS (``agnostic``: class-blind) at ``iou_thres``;
+6. at most ``max_det`` detections per image, highest scores first.
+
+Deliberate difference: the official function stops after 10 s of wall time and returns no
+detections for the remaining images of the batch. That makes results depend on the machine's speed
+and load, so there is no time limit here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchvision.ops import batched_nms
+
+from ..boxes import xywh_to_xyxy
+
+__all__ = ["non_max_suppression"]
+
+
+def non_max_suppression(
+    pred: torch.Tensor,
+    conf_thres: float = 0.001,
+    iou_thres: float = 0.65,
+    multi_label: bool = True,
+    max_det: int = 300,
+    max_nms: int = 30000,
+    agnostic: bool = False,
+    classes: Sequence[int] | None = None,
+) -> list[torch.Tensor]:
+    """Decoded predictions -> per-image detections.
+
+    Args:
+        pred: ``[B, N, 5 + nc]``: cx, cy, w, h (pixels of the network input), sigmoid objectness,
+            ``nc`` sigmoid class scores (the eval output of the model). Any float dtype, any device.
+        conf_thres: minimum objectness and minimum score (strictly greater, as officially).
+        iou_thres: IoU above which a lower-scored box of the same class (any class if
+            ``agnostic``) is suppressed.
+        multi_label: one detection per (box, class) pair above ``conf_thres`` (official test
+            protocol) instead of one per box with its best class.
+        max_det: detections kept per image.
+        max_nms: at most this many candidates (by score) enter NMS per image.
+        agnostic: class-blind NMS.
+        classes: keep only these contiguous class ids.
+
+    Returns:
+        ``B`` float32 tensors ``[n_i, 6]`` on ``pred``'s device: x1, y1, x2, y2 (input pixels),
+        score, class (contiguous id, as float), sorted by decreasing score.
+    """
+    if pred.ndim != 3 or pred.shape[-1] < 6:
+        raise ValueError(f"pred must be [B, N, 5 + nc] with nc >= 1, got {tuple(pred.shape)}")
+    nc = pred.shape[-1] - 5
+    keep_classes = None if classes is None else torch.as_tensor(list(classes), device=pred.device)
+    return [
+        _one_image(x.float(), nc, conf_thres, iou_thres, multi_label, max_det, max_nms, agnostic, keep_classes)
+        for x in pred
+    ]
+
+
+def _one_image(
+    x: torch.Tensor, nc: int, conf_thres: float, iou_thres: float, multi_label: bool,
+    max_det: int, max_nms: int, agnostic: bool, keep_classes: torch.Tensor | None,
+) -> torch.Tensor:
+    """``x [N, 5 + nc]`` float32 -> ``[n, 6]`` detections of one image."""
+    x = x[x[:, 4] > conf_thres]
+    boxes = xywh_to_xyxy(x[:, :4])
+    scores = x[:, 4:5].expand(-1, nc) if nc == 1 else x[:, 5:] * x[:, 4:5]  # [n, nc]
+    if multi_label:
+        i, j = (scores > conf_thres).nonzero(as_tuple=True)
+        det = torch.cat((boxes[i], scores[i, j, None], j[:, None].float()), 1)
+    else:
+        conf, j = scores.max(1, keepdim=True)
+        det = torch.cat((boxes, conf, j.float()), 1)[conf.view(-1) > conf_thres]
+    if keep_classes is not None:
+        det = det[(det[:, 5:6] == keep_classes.to(det.dtype)).any(1)]
+    if len(det) > max_nms:
+        det = det[det[:, 4].topk(max_nms).indices]
+    if not len(det):
+        return det.reshape(0, 6)
+    groups = torch.zeros_like(det[:, 5]) if agnostic else det[:, 5]
+    # batched_nms separates classes by offsetting boxes by (max coordinate + 1) per class, which
+    # assumes coordinates >= 0; decoded boxes at the image border can be negative. IoU does not
+    # change under translation, so shift the boxes to start at 0.
+    boxes = det[:, :4] - det[:, :4].min().clamp(max=0)
+    keep = batched_nms(boxes, det[:, 4], groups.long(), iou_thres)[:max_det]
+    return det[keep]

@@ -1,0 +1,1 @@
+"""Training: the LightningModule, the official optimiser recipe, callbacks (EMA, ...)."""

@@ -1,0 +1,214 @@
+"""The YOLOv7 LightningModule: network + loss/assigner + the official optimiser recipe.
+
+Hyper-parameters are plain config dicts (``_target_`` style), never modules, so a checkpoint
+rebuilds the whole thing (``YOLOv7Module.load_from_checkpoint``) and loads with ``weights_only=True``.
+Optimisation is manual, to follow the official recipe exactly: per-iteration warm-up of lr,
+momentum and accumulation, an optimizer step when ``iteration % accumulate == 0``, the loss
+multiplied by the world size under DDP, and the per-epoch LR schedule (set from the epoch number
+at each epoch start, which keeps a resumed run exact).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+
+from ..eval import make_evaluator, non_max_suppression
+from .optim import LRLambda, WarmUp, accumulation, build_optimizer
+
+log = logging.getLogger(__name__)
+
+
+def fitness(metrics: dict[str, float]) -> float:
+    """Official best-checkpoint criterion: 0.1 * mAP@.5 + 0.9 * mAP@.5:.95."""
+    return 0.1 * metrics["map50"] + 0.9 * metrics["map"]
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class YOLOv7Module(L.LightningModule):
+    """Args are config dicts: ``model`` (``build_model`` kwargs with ``_target_``), ``loss``
+    (partial ``YOLOv7Loss``), ``assigner``, ``optim`` (``build_optimizer`` kwargs + ``nominal_batch``,
+    ``grad_clip``, ``max_nonfinite``, ``multi_scale``), ``schedule`` (``kind``, ``lrf``,
+    ``warmup_*``), ``evaluation`` (backend, NMS thresholds). ``batch_size`` is per device; ``names`` and
+    ``category_ids`` (the dataset's classes) travel with the checkpoint for prediction."""
+
+    def __init__(self, model: dict, loss: dict, assigner: dict, optim: dict, schedule: dict,
+                 evaluation: dict | None = None, image_size: int = 640, batch_size: int = 16,
+                 names: list[str] | None = None, category_ids: list[int] | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.model = instantiate(model)
+        self.loss_fn = instantiate(loss)(num_classes=self.model.num_classes, strides=list(self.model.arch.strides),
+                                         assigner=instantiate(assigner), image_size=image_size)
+        self.optim_cfg, self.schedule_cfg = dict(optim), dict(schedule)
+        self.eval_cfg = dict(evaluation or {})
+        self.warmup = WarmUp(self.schedule_cfg.get("warmup_epochs", 3.0), self.schedule_cfg.get("warmup_min_iters", 1000),
+                             self.schedule_cfg.get("warmup_momentum", 0.8), self.schedule_cfg.get("warmup_bias_lr", 0.1))
+        self.iteration = 0  # batches seen over the whole run (the official ``ni``)
+        self.nonfinite_in_a_row = 0
+        self.nonfinite_total = 0
+        self.evaluator = None
+
+    def transfer_batch_to_device(self, batch: dict, device: torch.device, dataloader_idx: int) -> dict:
+        """Move the tensors; ``meta`` (frozen dataclasses) stays on the host."""
+        moved = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        return {**batch, **moved}
+
+    # ---- optimisation ----------------------------------------------------------------------------
+    def _world(self) -> int:
+        return self.trainer.world_size if self._trainer is not None else 1
+
+    def configure_optimizers(self):
+        o = self.optim_cfg
+        opt = build_optimizer(self.model, o.get("name", "sgd"), o.get("lr0", 0.01), o.get("momentum", 0.937),
+                              o.get("weight_decay", 5e-4), o.get("nesterov", True), self.hparams.batch_size,
+                              self._world(), o.get("nominal_batch", 64))
+        epochs = self.schedule_cfg.get("epochs") or (self.trainer.max_epochs if self._trainer is not None else 300)
+        self.lr_lambda = LRLambda(self.schedule_cfg.get("kind", "cosine"), self.schedule_cfg.get("lrf", 0.1), epochs)
+        for group in opt.param_groups:
+            group["initial_lr"] = group["lr"]
+        return opt
+
+    def on_train_epoch_start(self) -> None:
+        """lr = lr0 x schedule(epoch), and the data order of this epoch, both set from the epoch number
+        (Lightning hands a resumed run's first epoch index 0 to ``set_epoch``; this keeps it exact)."""
+        batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
+        if callable(getattr(batch_sampler, "set_epoch", None)):
+            batch_sampler.set_epoch(self.current_epoch)
+        factor = self.lr_lambda(self.current_epoch)
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+
+    def _accumulate(self, warmup_iters: int) -> int:
+        nominal = accumulation(self.hparams.batch_size, self._world(), self.optim_cfg.get("nominal_batch", 64))
+        if warmup_iters and self.iteration <= warmup_iters:
+            return WarmUp.accumulate(self.iteration, warmup_iters, nominal)
+        return nominal
+
+    def _multi_scale(self, images: torch.Tensor, targets: torch.Tensor):
+        """Official multi-scale: a random size in [0.5, 1.5] x image size, a multiple of the max stride."""
+        if not self.optim_cfg.get("multi_scale", False):
+            return images, targets
+        s, size = self.model.max_stride, self.hparams.image_size
+        new = random.randrange(int(size * 0.5), int(size * 1.5) + s) // s * s
+        h, w = images.shape[-2:]
+        f = new / max(h, w)
+        if f == 1:
+            return images, targets
+        shape = [max(s, math.ceil(x * f / s) * s) for x in (h, w)]
+        images = F.interpolate(images, size=shape, mode="bilinear", align_corners=False)
+        scale = torch.tensor([shape[1] / w, shape[0] / h] * 2, device=targets.device)
+        return images, torch.cat((targets[:, :2], targets[:, 2:] * scale), 1)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        opt = self.optimizers()
+        warmup_iters = self.warmup.iterations(self.trainer.num_training_batches)
+        if warmup_iters and self.iteration <= warmup_iters:
+            self.warmup.apply(opt.optimizer, self.iteration, warmup_iters, self.lr_lambda(self.current_epoch),
+                              self.optim_cfg.get("momentum", 0.937))
+        images, targets = self._multi_scale(batch["images"], batch["targets"])
+        result = self.loss_fn(self.model(images), targets, self.model.detect.anchors)
+        loss = result.total * self._world()
+        accumulate = self._accumulate(warmup_iters)
+        if self._check_finite(loss, result.components):
+            self.manual_backward(loss)
+        if self.iteration % accumulate == 0:
+            clip = self.optim_cfg.get("grad_clip", 0.0)
+            if clip:
+                self.clip_gradients(opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+            opt.step()
+            opt.zero_grad()
+        self.iteration += 1
+        self.log_dict({f"train/{k}": v for k, v in result.components.items()}, prog_bar=False, on_step=True,
+                      on_epoch=True, batch_size=images.shape[0])
+        self.log_dict({"box": result.components["lead/box"], "obj": result.components["lead/obj"],
+                       "cls": result.components["lead/cls"]}, prog_bar=True, on_step=True, batch_size=images.shape[0])
+        self.log("lr", opt.optimizer.param_groups[1]["lr"], on_step=True, prog_bar=False)
+        return loss.detach()
+
+    def _check_finite(self, loss: torch.Tensor, components: dict) -> bool:
+        """A non-finite loss skips the step and is counted; ``max_nonfinite`` in a row stop the run."""
+        if torch.isfinite(loss):  # one synchronisation per step
+            self.nonfinite_in_a_row = 0
+            return True
+        self.nonfinite_in_a_row += 1
+        self.nonfinite_total += 1
+        if self._trainer is not None:
+            self.log("train/nonfinite_skipped", float(self.nonfinite_total))
+        parts = ", ".join(f"{k}={float(v):.4g}" for k, v in components.items())
+        limit = self.optim_cfg.get("max_nonfinite", 10)
+        if self.nonfinite_in_a_row >= limit:
+            raise NonFiniteLossError(f"{self.nonfinite_in_a_row} non-finite losses in a row, the last at epoch "
+                                     f"{self.current_epoch} iteration {self.iteration} (optimizer step "
+                                     f"{self.global_step}): {parts}")
+        log.warning("non-finite loss at iteration %d skipped (%s)", self.iteration, parts)
+        return False
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["yolov7"] = {"iteration": self.iteration, "nonfinite_total": self.nonfinite_total}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("yolov7", {})
+        self.iteration = int(state.get("iteration", 0))
+        self.nonfinite_total = int(state.get("nonfinite_total", 0))
+
+    # ---- evaluation -------------------------------------------------------------------------------
+    def _start_eval(self, split: str) -> None:
+        dataset = self.trainer.datamodule.dataset(split)
+        index = dataset.index
+        self.evaluator = make_evaluator(self.eval_cfg.get("backend", "pycocotools"), index=index)
+
+    def _eval_step(self, batch: dict, split: str) -> None:
+        outputs = self.model.forward_heads(batch["images"])
+        result = self.loss_fn(outputs, batch["targets"], self.model.detect.anchors)  # the training assigner
+        self.log_dict({f"{split}/loss_{k}": v for k, v in result.components.items()}, on_epoch=True,
+                      batch_size=batch["images"].shape[0], sync_dist=True)
+        dets = non_max_suppression(self.model.decode(outputs), conf_thres=self.eval_cfg.get("conf_thres", 0.001),
+                                   iou_thres=self.eval_cfg.get("iou_thres", 0.65),
+                                   max_det=self.eval_cfg.get("max_det", 300),
+                                   multi_label=self.eval_cfg.get("multi_label", True))
+        self.evaluator.update(dets, batch["meta"])
+
+    def _end_eval(self, split: str) -> dict[str, float]:
+        self.evaluator.gather()
+        metrics = self.evaluator.compute()
+        scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        scalars["fitness"] = fitness(scalars)
+        self.log_dict({f"{split}/{k}": v for k, v in scalars.items()}, sync_dist=False)
+        self.last_eval = metrics | {"fitness": scalars["fitness"]}
+        return scalars
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_eval("val")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._end_eval("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._start_eval("test")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._end_eval("test")
+
+    def predict_step(self, batch: dict, batch_idx: int):
+        dets = non_max_suppression(self.model(batch["images"]), conf_thres=self.eval_cfg.get("predict_conf", 0.25),
+                                   iou_thres=self.eval_cfg.get("predict_iou", 0.45),
+                                   max_det=self.eval_cfg.get("max_det", 300), multi_label=False)
+        return dets, batch["meta"]

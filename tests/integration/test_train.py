@@ -1,0 +1,134 @@
+"""Short real training runs on CPU: the loss goes down, checkpoints load with weights_only=True,
+a resumed run ends with exactly the EMA weights of a straight run, metrics.json is written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SMALL = [
+    "data.source.num_train=24", "data.source.num_val=8", "data.source.image_size=128", "data.img_size=128",
+    "data.batch_size=8", "data.num_workers=0", "schedule.warmup_min_iters=0", "schedule.warmup_epochs=0",
+    "optim.nominal_batch=8", "trainer.log_every_n_steps=1",
+]
+
+
+def train(tmp: Path, name: str, *overrides: str) -> Path:
+    out = tmp / name
+    cmd = [sys.executable, "-m", "yolov7_lightning.cli.train", f"hydra.run.dir={out}",
+           f"data.source.root={tmp / 'shapes'}", *SMALL, *overrides]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"outputs: {out}" in proc.stdout
+    return out
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    return tmp, train(tmp, "straight", "schedule.epochs=2")
+
+
+def test_metrics_and_checkpoints(straight):
+    _, out = straight
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["train_seconds"] > 0
+    assert 0.0 <= metrics["map"] <= metrics["map50"] <= 1.0
+    for name in ("best.ckpt", "last.ckpt"):
+        ckpt = torch.load(out / "checkpoints" / name, map_location="cpu", weights_only=True)
+        assert any(k.startswith("model.detect.m.0") for k in ckpt["state_dict"])
+        assert ckpt["hyper_parameters"]["model"]["variant"] == "yolov7-tiny"
+    assert not list((out / "checkpoints").glob("*.tmp"))  # atomic writes leave no temp files
+
+
+def test_loss_goes_down(straight):
+    tmp, _ = straight
+    out = train(tmp, "down", "augment=none", "schedule.epochs=30", "data.source.num_train=8", "ema=false",
+                "trainer.check_val_every_n_epoch=30")
+    rows = [r.split(",") for r in (out / "logs" / "version_0" / "metrics.csv").read_text().splitlines()]
+    header, rows = rows[0], rows[1:]
+    col = header.index("train/total_step")
+    values = [float(r[col]) for r in rows if len(r) > col and r[col]]
+    assert len(values) == 30  # 30 epochs of one batch
+    first, last = sum(values[:3]) / 3, sum(values[-3:]) / 3
+    assert last < 0.85 * first, (first, last)
+
+
+def test_resume_gives_the_same_ema_weights(straight):
+    tmp, out = straight
+    half = train(tmp, "half", "schedule.epochs=2", "trainer.max_epochs=1")
+    resumed = train(tmp, "resumed", "schedule.epochs=2", f"ckpt_path={half / 'checkpoints' / 'last.ckpt'}")
+    a = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert a["epoch"] == b["epoch"] and a["global_step"] == b["global_step"] > 0
+    for key in ("state_dict", "current_model_state"):
+        diffs = {k: (a[key][k].float() - b[key][k].float()).abs().max().item() for k in a[key]}
+        assert max(diffs.values()) <= 1e-6, sorted(diffs.items(), key=lambda kv: -kv[1])[:3]
+    assert a["yolov7"] == b["yolov7"]
+
+
+def run_cli(module: str, out: Path, *overrides: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", f"yolov7_lightning.cli.{module}", f"hydra.run.dir={out}", *overrides]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_eval_reproduces_the_last_validation(straight):
+    tmp, out = straight
+    data = [o for o in SMALL if o.startswith("data.")] + [f"data.source.root={tmp / 'shapes'}"]
+    proc = run_cli("eval", tmp / "eval", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", *data)
+    assert "Average Precision" in proc.stdout and "outputs:" in proc.stdout
+    got = json.loads((tmp / "eval" / "metrics.json").read_text())
+    trained = json.loads((out / "metrics.json").read_text())
+    assert got["map"] == pytest.approx(trained["map"], abs=1e-9)
+    assert got["map50"] == pytest.approx(trained["map50"], abs=1e-9)
+    results = json.loads((tmp / "eval" / "predictions_coco.json").read_text())
+    assert results and {"image_id", "category_id", "bbox", "score"} <= set(results[0])
+
+
+def test_predict_draws_and_writes_json(straight):
+    tmp, out = straight
+    images = next((tmp / "shapes").glob("*/images/val"))
+    run_cli("predict", tmp / "predict", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", f"source={images}",
+            "conf_thres=0.001")
+    records = json.loads((tmp / "predict" / "predictions.json").read_text())
+    files = sorted(images.glob("*.jpg"))
+    assert len(records) == len(files) == len(list((tmp / "predict" / "images").glob("*.jpg")))
+    some = next(r for r in records if r["scores"])
+    assert all(0 <= b[0] <= b[2] <= some["width"] and 0 <= b[1] <= b[3] <= some["height"] for b in some["boxes"])
+    assert set(some["names"]) <= {"circle", "square", "triangle", "star", "cross"}
+
+
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"state_dict": {}}, bad)
+    cmd = [sys.executable, "-m", "yolov7_lightning.cli.predict", f"hydra.run.dir={tmp_path / 'p'}", f"ckpt={bad}",
+           f"source={tmp_path}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "not a yolov7-lightning training checkpoint" in proc.stderr
+
+
+def test_map_well_above_zero_on_an_easy_subset(straight):
+    """Memorise 24 training images (the easy subset: evaluated on themselves), COCO reader path."""
+    tmp, barely_trained = straight
+    root = next((tmp / "shapes").glob("shapes-*"))
+    split = ["data.source.splits.{s}.images=images/train",
+             "data.source.splits.{s}.annotations=annotations/instances_train.json"]
+    out = tmp / "easy"
+    cmd = [sys.executable, "-m", "yolov7_lightning.cli.train", f"hydra.run.dir={out}", "data=coco",
+           f"data.source.root={root}", *[o.format(s=s) for s in ("train", "val") for o in split],
+           "data.img_size=128", "data.batch_size=8", "data.num_workers=0", "data.persistent_workers=false",
+           "data.pin_memory=false", "augment=none", "schedule.epochs=40", "schedule.warmup_epochs=0",
+           "schedule.warmup_min_iters=0", "trainer.check_val_every_n_epoch=40", "optim.nominal_batch=8"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 40
+    baseline = json.loads((barely_trained / "metrics.json").read_text())["map50"]  # 2 epochs: ~1e-4
+    assert metrics["map50"] > 0.05 and metrics["map50"] > 100 * baseline, (metrics, baseline)

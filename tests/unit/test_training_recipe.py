@@ -1,0 +1,109 @@
+"""The official optimiser recipe pieces: parameter groups, schedule, warm-up, EMA ramp, non-finite."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from yolov7_lightning.models import build_model
+from yolov7_lightning.nn import ImplicitA, ImplicitM
+from yolov7_lightning.training.callbacks.ema import YOLOv7EMA, ema_decay
+from yolov7_lightning.training.module import NonFiniteLossError, YOLOv7Module, fitness
+from yolov7_lightning.training.optim import LRLambda, WarmUp, accumulation, build_optimizer, parameter_groups
+
+
+def test_parameter_groups_follow_the_official_split():
+    model = build_model("yolov7-tiny", num_classes=3)
+    no_decay, decay, biases = parameter_groups(model)
+    ids = lambda ps: {id(p) for p in ps}  # noqa: E731
+    assert ids(no_decay).isdisjoint(ids(decay)) and ids(decay).isdisjoint(ids(biases))
+    assert len(no_decay) + len(decay) + len(biases) == len(list(model.parameters()))
+    bn_weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    implicit = [m.implicit for m in model.modules() if isinstance(m, (ImplicitA, ImplicitM))]
+    assert ids(no_decay) == ids(bn_weights + implicit)
+    assert ids(decay) == {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Conv2d)}
+
+
+def test_weight_decay_scaled_by_the_nominal_batch():
+    model = build_model("yolov7-tiny", num_classes=3)
+    opt = build_optimizer(model, batch_size=16, nominal_batch=64)  # accumulate 4: 16 * 4 / 64 = 1
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.0, pytest.approx(5e-4), 0.0]
+    opt = build_optimizer(model, batch_size=24, nominal_batch=64)  # accumulate 3: 24 * 3 / 64
+    assert opt.param_groups[1]["weight_decay"] == pytest.approx(5e-4 * 72 / 64)
+    assert opt.defaults["nesterov"] and opt.defaults["momentum"] == 0.937
+    assert accumulation(16, 1, 64) == 4 and accumulation(16, 8, 64) == 1 and accumulation(24, 1, 64) == 3
+
+
+def test_one_cycle_and_linear_schedules():
+    cos = LRLambda("cosine", lrf=0.1, epochs=300)
+    assert cos(0) == pytest.approx(1.0) and cos(300) == pytest.approx(0.1) and cos(150) == pytest.approx(0.55)
+    lin = LRLambda("linear", lrf=0.01, epochs=11)
+    assert lin(0) == pytest.approx(1.0) and lin(10) == pytest.approx(0.01) and lin(5) == pytest.approx(0.505)
+    with pytest.raises(ValueError, match="valid: cosine, linear"):
+        LRLambda("step")
+
+
+def test_warm_up_ramps_lr_momentum_and_accumulation():
+    model = build_model("yolov7-tiny", num_classes=3)
+    opt = build_optimizer(model, lr0=0.01)
+    for g in opt.param_groups:
+        g["initial_lr"] = 0.01
+    w = WarmUp(epochs=3, min_iters=1000)
+    assert w.iterations(100) == 1000 and w.iterations(1000) == 3000
+    w.apply(opt, 0, 1000, 1.0, 0.937)
+    assert [g["lr"] for g in opt.param_groups] == [0.0, 0.0, pytest.approx(0.1)]
+    assert opt.param_groups[0]["momentum"] == pytest.approx(0.8)
+    w.apply(opt, 500, 1000, 1.0, 0.937)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.005, 0.005, 0.055])
+    assert opt.param_groups[0]["momentum"] == pytest.approx(0.8685)
+    w.apply(opt, 1000, 1000, 0.9, 0.937)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.009] * 3)
+    assert [WarmUp.accumulate(i, 1000, 4) for i in (0, 500, 1000)] == [1, 2, 4]  # round(2.5) = 2
+
+
+def test_ema_ramp_is_the_official_one():
+    assert ema_decay(1) == pytest.approx(0.9999 * (1 - math.exp(-1 / 2000)))
+    assert ema_decay(2000) == pytest.approx(0.9999 * (1 - math.exp(-1)))
+    ema = YOLOv7EMA()
+    averaged, current = [torch.zeros(3), torch.ones(2, dtype=torch.long)], [torch.ones(3), torch.full((2,), 7)]
+    ema._kwargs["multi_avg_fn"](averaged[:1], current[:1], torch.tensor(1))  # second update: u = 2
+    d = ema_decay(2)
+    assert torch.allclose(averaged[0], torch.full((3,), 1 - d))
+    ema._kwargs["multi_avg_fn"](averaged[1:], current[1:], torch.tensor(5))
+    assert averaged[1].tolist() == [7, 7]  # integer buffers are copied
+
+
+def test_fitness():
+    assert fitness({"map50": 0.5, "map": 0.3}) == pytest.approx(0.32)
+
+
+def test_non_finite_losses_are_skipped_then_stop_the_run():
+    module = YOLOv7Module(
+        model={"_target_": "yolov7_lightning.models.build_model", "variant": "yolov7-tiny", "num_classes": 2},
+        loss={"_target_": "yolov7_lightning.loss.YOLOv7Loss", "_partial_": True},
+        assigner={"_target_": "yolov7_lightning.assign.Assigner"}, optim={"max_nonfinite": 3}, schedule={})
+    comps = {"lead/box": torch.tensor(float("nan")), "lead/obj": torch.tensor(0.1)}
+    assert module._check_finite(torch.tensor(1.0), comps)
+    assert not module._check_finite(torch.tensor(float("nan")), comps)
+    assert not module._check_finite(torch.tensor(float("inf")), comps)
+    assert module.nonfinite_total == 2
+    with pytest.raises(NonFiniteLossError, match=r"3 non-finite losses in a row.*lead/box=nan, lead/obj=0\.1"):
+        module._check_finite(torch.tensor(float("nan")), comps)
+    assert module._check_finite(torch.tensor(2.0), comps) and module.nonfinite_in_a_row == 0
+
+
+def test_pretrained_weights_from_a_checkpoint(tmp_path):
+    from yolov7_lightning.training.weights import load_pretrained
+
+    source = build_model("yolov7-tiny", num_classes=3)
+    path = tmp_path / "w.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in source.state_dict().items()}}, path)
+    target = build_model("yolov7-tiny", num_classes=3)
+    load_pretrained(target, path)
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
+    with pytest.raises(ValueError, match=r"does not fit model yolov7-tiny with 5 classes.*checkpoint \(24,"):
+        load_pretrained(build_model("yolov7-tiny", num_classes=5), path)
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        load_pretrained(target, tmp_path / "missing.pt")
