@@ -137,6 +137,11 @@ class YoloDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._eval_loader("predict")
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        """Move the tensors; ``meta`` (frozen dataclasses) stays on the host."""
+        moved = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        return {**batch, **moved}
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if self.transfer_uint8 and batch["images"].dtype == torch.uint8:
             batch["images"] = batch["images"].float().div_(255)

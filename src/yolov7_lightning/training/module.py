@@ -60,11 +60,6 @@ class YOLOv7Module(L.LightningModule):
         self.nonfinite_total = 0
         self.evaluator = None
 
-    def transfer_batch_to_device(self, batch: dict, device: torch.device, dataloader_idx: int) -> dict:
-        """Move the tensors; ``meta`` (frozen dataclasses) stays on the host."""
-        moved = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
-        return {**batch, **moved}
-
     # ---- optimisation ----------------------------------------------------------------------------
     def _world(self) -> int:
         return self.trainer.world_size if self._trainer is not None else 1
