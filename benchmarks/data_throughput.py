@@ -41,7 +41,7 @@ def main() -> None:
     rows = [("scratch_p5 (mosaic+mixup 0.15+affine+HSV)", AugmentConfig()),
             ("scratch_p5 with mixup on every sample", AugmentConfig(mixup=1.0)),
             ("augmentation off (letterbox only)", AugmentConfig(enabled=False))]
-    print(f"| pipeline at 640, 1 process | no cache (img/s) | decoded-image cache (img/s) |")
+    print("| pipeline at 640, 1 process | no cache (img/s) | decoded-image cache (img/s) |")
     print("|---|---|---|")
     for name, aug in rows:
         plain = rate(DetectionDataset(index, (640, 640), True, aug), args.n)

@@ -1,16 +1,1 @@
-"""Shared pytest fixtures."""
-
-from __future__ import annotations
-
-import pathlib
-
-import pytest
-
-from tests.helpers import SHARED
-
-
-@pytest.fixture
-def shared_dir() -> pathlib.Path:
-    if not SHARED.exists():
-        pytest.skip("shared/ reference folder not beside the checkout")
-    return SHARED
+"""Shared pytest setup: tests import their helpers from ``tests.helpers``; no network, no GPU needed."""

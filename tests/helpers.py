@@ -7,7 +7,6 @@ import pathlib
 import torch
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 
 # From shared/reference/official-yolov7-spec.md, section 2 (official Model, nc=80):
 # (training params, deploy-fused params, GFLOPs training FlopCounter, GFLOPs deploy-fused, image size)

@@ -3,7 +3,6 @@ cache, and the yolov7-data command."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir

@@ -19,7 +19,7 @@ from .color import augment_hsv
 from .config import AugmentConfig
 from .geometry import WarpParams, random_perspective
 from .image_io import ImageCache, decode_image, resize_to_fit
-from .letterbox import Letterbox, letterbox
+from .letterbox import letterbox
 from .mosaic import mixup, mosaic4, mosaic9
 from .paste_in import collect_instances, paste_in
 from .records import DatasetIndex, Labelled
