@@ -44,11 +44,16 @@ def test_metrics_and_checkpoints(straight):
         assert any(k.startswith("model.detect.m.0") for k in ckpt["state_dict"])
         assert ckpt["hyper_parameters"]["model"]["variant"] == "yolov7-tiny"
     assert not list((out / "checkpoints").glob("*.tmp"))  # atomic writes leave no temp files
+    report = json.loads((out / "checkpoints" / "export_report.json").read_text())  # the deploy export callback
+    assert (out / "checkpoints" / "deploy.pt").is_file() and (out / "checkpoints" / "model.onnx").is_file()
+    # a 2-epoch model predicts boxes of ~1,000 px, where fp32 noise alone exceeds 1e-3 px: check the scores
+    assert report["checks"]["fused_vs_unfused"]["scores"] <= 1e-4
+    assert report["checks"]["onnx_vs_pytorch"]["scores"] <= 1e-4
 
 
 def test_loss_goes_down(straight):
     tmp, _ = straight
-    out = train(tmp, "down", "augment=none", "schedule.epochs=30", "data.source.num_train=8", "ema=false",
+    out = train(tmp, "down", "export.enabled=false", "augment=none", "schedule.epochs=30", "data.source.num_train=8", "ema=false",
                 "trainer.check_val_every_n_epoch=30")
     rows = [r.split(",") for r in (out / "logs" / "version_0" / "metrics.csv").read_text().splitlines()]
     header, rows = rows[0], rows[1:]
@@ -61,8 +66,9 @@ def test_loss_goes_down(straight):
 
 def test_resume_gives_the_same_ema_weights(straight):
     tmp, out = straight
-    half = train(tmp, "half", "schedule.epochs=2", "trainer.max_epochs=1")
-    resumed = train(tmp, "resumed", "schedule.epochs=2", f"ckpt_path={half / 'checkpoints' / 'last.ckpt'}")
+    half = train(tmp, "half", "schedule.epochs=2", "trainer.max_epochs=1", "export.enabled=false")
+    resumed = train(tmp, "resumed", "schedule.epochs=2", f"ckpt_path={half / 'checkpoints' / 'last.ckpt'}",
+                    "export.enabled=false")
     a = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
     assert a["epoch"] == b["epoch"] and a["global_step"] == b["global_step"] > 0
@@ -114,9 +120,10 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
     assert proc.returncode != 0 and "not a yolov7-lightning training checkpoint" in proc.stderr
 
 
-def test_map_well_above_zero_on_an_easy_subset(straight):
+@pytest.fixture(scope="module")
+def easy(straight):
     """Memorise 24 training images (the easy subset: evaluated on themselves), COCO reader path."""
-    tmp, barely_trained = straight
+    tmp, _ = straight
     root = next((tmp / "shapes").glob("shapes-*"))
     split = ["data.source.splits.{s}.images=images/train",
              "data.source.splits.{s}.annotations=annotations/instances_train.json"]
@@ -128,7 +135,33 @@ def test_map_well_above_zero_on_an_easy_subset(straight):
            "schedule.warmup_min_iters=0", "trainer.check_val_every_n_epoch=40", "optim.nominal_batch=8"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return root, out
+
+
+def test_map_well_above_zero_on_an_easy_subset(straight, easy):
+    _, barely_trained = straight
+    _, out = easy
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 40
     baseline = json.loads((barely_trained / "metrics.json").read_text())["map50"]  # 2 epochs: ~1e-4
     assert metrics["map50"] > 0.05 and metrics["map50"] > 100 * baseline, (metrics, baseline)
+
+
+def test_onnx_predict_draws_the_same_boxes(straight, easy):
+    tmp, _ = straight
+    root, out = easy
+    images = root / "images" / "train"
+    common = [f"source={images}", "conf_thres=0.25"]
+    run_cli("predict", tmp / "pt", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", *common)
+    proc = run_cli("predict", tmp / "onnx", "backend=onnx", f"model={out / 'checkpoints' / 'model.onnx'}", *common)
+    assert "(onnx)" in proc.stdout
+    pt = json.loads((tmp / "pt" / "predictions.json").read_text())
+    ort = json.loads((tmp / "onnx" / "predictions.json").read_text())
+    assert [r["file"] for r in pt] == [r["file"] for r in ort]
+    assert sum(len(r["scores"]) for r in pt) > 0
+    def rows(record):  # order-free: equal scores may come out in either order
+        return sorted((c, round(s, 2), *(round(v) for v in b)) for c, s, b in
+                      zip(record["classes"], record["scores"], record["boxes"]))
+
+    same = sum(rows(a) == rows(b) for a, b in zip(pt, ort))
+    assert same == len(pt), f"{len(pt) - same} of {len(pt)} images differ"

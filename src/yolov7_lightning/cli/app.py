@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import hydra
@@ -11,11 +12,14 @@ from ..config import register_configs
 from .paths import CONFIG_DIR
 
 
-def hydra_app(config_name: str, run: Callable[[DictConfig], Any]) -> Callable[[], None]:
+def hydra_app(config_name: str, run: Callable[[DictConfig], Any], standalone: bool = False) -> Callable[[], None]:
     """A console-script ``main`` running ``run(cfg)`` on ``conf/<config_name>.yaml`` plus overrides;
-    what ``run`` returns goes back to Hydra (a sweeper optimises it)."""
+    what ``run`` returns goes back to Hydra (a sweeper optimises it). ``standalone`` configs live in
+    ``conf/standalone/`` and see no config groups, so their keys (``model=...``) are plain values."""
 
-    @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)
+    config_dir = str(Path(CONFIG_DIR) / "standalone") if standalone else CONFIG_DIR
+
+    @hydra.main(version_base="1.3", config_path=config_dir, config_name=config_name)
     def _main(cfg: DictConfig) -> Any:
         return run(cfg)
 

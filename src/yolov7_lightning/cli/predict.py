@@ -1,6 +1,8 @@
-"""``yolov7-predict ckpt=<checkpoint> source=<image|folder>``: boxes and class names drawn on every
-image, and a JSON of detections in original image coordinates, in the Hydra run folder. Any image
-size works: images are letterboxed to the model's input size (a multiple of its max stride)."""
+"""``yolov7-predict ckpt=<checkpoint> source=<image|folder>`` (PyTorch) or
+``yolov7-predict backend=onnx model=<model.onnx> source=...`` (ONNX Runtime, the exported graph):
+boxes and class names drawn on every image, and a JSON of detections in original image coordinates,
+in the Hydra run folder. Any image size works: images are letterboxed to the model's input size (a
+multiple of its max stride)."""
 
 from __future__ import annotations
 
@@ -33,24 +35,67 @@ def image_files(source: str | Path) -> list[Path]:
     raise FileNotFoundError(f"source not found: {path}")
 
 
-@torch.no_grad()
+BACKENDS = ("pytorch", "onnx")
+
+
+class TorchDetector:
+    """The PyTorch path: a training checkpoint's EMA weights, the official NMS."""
+
+    def __init__(self, ckpt: str):
+        module = load_module(ckpt)
+        self.model = module.model
+        self.names = list(module.hparams.names or [])
+        self.category_ids = module.hparams.category_ids
+        self.stride = self.model.max_stride
+        self.image_size = module.hparams.image_size
+
+    @torch.no_grad()
+    def detect(self, x: torch.Tensor, conf_thres: float, iou_thres: float, max_det: int) -> list[torch.Tensor]:
+        return non_max_suppression(self.model(x), conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det,
+                                   multi_label=False)
+
+
+def make_detector(cfg: DictConfig):
+    if cfg.backend not in BACKENDS:
+        raise ValueError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
+    if cfg.backend == "pytorch":
+        if not cfg.ckpt:
+            raise ValueError("backend=pytorch needs ckpt=<training checkpoint>")
+        return TorchDetector(cfg.ckpt)
+    if not cfg.model:
+        raise ValueError("backend=onnx needs model=<model.onnx>")
+    from ..eval.onnx_predict import OnnxDetector
+
+    detector = OnnxDetector(cfg.model)
+    detector.category_ids = None
+    return detector
+
+
+def input_size(cfg: DictConfig, detector) -> tuple[int, int]:
+    fixed = getattr(detector, "fixed_size", None)
+    if fixed:
+        return tuple(fixed)
+    size = cfg.img_size or detector.image_size or 640
+    size = size if isinstance(size, (int, float)) else max(size)
+    s = detector.stride
+    side = math.ceil(int(size) / s) * s
+    return side, side
+
+
 def run(cfg: DictConfig) -> list[dict]:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    module = load_module(cfg.ckpt)
-    model, names = module.model, list(module.hparams.names or [])
-    stride = model.max_stride
-    size = int(cfg.img_size or module.hparams.image_size)
-    size = math.ceil(size / stride) * stride
+    detector = make_detector(cfg)
+    names = list(detector.names or [])
+    size = input_size(cfg, detector)
     records = []
     for i, path in enumerate(image_files(cfg.source)):
         image = decode_image(path)
-        boxed, lb = letterbox(image, (size, size))
+        boxed, lb = letterbox(image, size)
         x = torch.from_numpy(boxed).permute(2, 0, 1)[None].float().div(255)
-        dets = non_max_suppression(model(x), conf_thres=cfg.conf_thres, iou_thres=cfg.iou_thres,
-                                   max_det=cfg.max_det, multi_label=False)
-        meta = ImageMeta(i, path, image.shape[:2], (size, size), lb.ratio_hw, lb.pad_tl)
-        record = prediction_records(dets, [meta], names=names or None, category_ids=module.hparams.category_ids)[0]
+        dets = detector.detect(x, conf_thres=cfg.conf_thres, iou_thres=cfg.iou_thres, max_det=cfg.max_det)
+        meta = ImageMeta(i, path, image.shape[:2], size, lb.ratio_hw, lb.pad_tl)
+        record = prediction_records(dets, [meta], names=names or None, category_ids=detector.category_ids)[0]
         records.append(record)
         original = dets[0].clone()
         original[:, :4] = meta.to_original(original[:, :4])
@@ -58,12 +103,12 @@ def run(cfg: DictConfig) -> list[dict]:
         cv2.imwrite(str(out_dir / "images" / f"{path.stem}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
     save_predictions(records, out_dir / "predictions.json")
     total = sum(len(r["scores"]) for r in records)
-    print(f"{len(records)} images, {total} detections")
+    print(f"{len(records)} images, {total} detections ({cfg.backend})")
     print(f"outputs: {out_dir}  (images/, predictions.json)")
     return records
 
 
-main = hydra_app("predict", run)
+main = hydra_app("predict", run, standalone=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..models import get_arch
 from ..training.checkpoint_io import AtomicCheckpointIO
-from ..training.callbacks import YOLOv7EMA
+from ..training.callbacks import DeployExport, YOLOv7EMA
 from ..training.module import YOLOv7Module
 from ..training.weights import load_pretrained
 from .app import hydra_app
@@ -58,6 +58,10 @@ def build(cfg: DictConfig, out_dir: Path):
     ]
     if cfg.ema:
         callbacks.append(YOLOv7EMA())
+    if cfg.export.enabled:
+        # a failed self-check is logged and recorded in export_report.json; it does not discard the run
+        callbacks.append(DeployExport(formats=list(cfg.export.formats), nms=cfg.export.nms, on_best=cfg.export.on_best,
+                                      strict=False))
     if cfg.early_stop_patience:
         callbacks.append(EarlyStopping(monitor="val/fitness", mode="max", patience=cfg.early_stop_patience))
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
@@ -91,7 +95,11 @@ def run(cfg: DictConfig) -> dict:
         tmp.replace(path)
         print(f"mAP@.5 {metrics['map50']:.4f}  mAP@.5:.95 {metrics['map']:.4f}  in {seconds:.0f} s "
               f"({metrics['epochs']} epochs)" if metrics["map"] is not None else "no evaluation ran")
-        print(f"outputs: {out_dir}  (metrics.json, checkpoints/best.ckpt, checkpoints/last.ckpt)")
+        exported = ", checkpoints/deploy.pt, checkpoints/model.onnx" if cfg.export.enabled else ""
+        report = next((c.report for c in trainer.callbacks if isinstance(c, DeployExport)), None)
+        if report is not None and not report["passed"]:
+            print(f"WARNING: the deploy export failed its self-check: {out_dir / 'checkpoints' / 'export_report.json'}")
+        print(f"outputs: {out_dir}  (metrics.json, checkpoints/best.ckpt, checkpoints/last.ckpt{exported})")
     return metrics
 
 

@@ -1,5 +1,6 @@
-"""Training callbacks."""
+"""Training callbacks: the official EMA and the deploy export at the end of fit."""
 
 from .ema import YOLOv7EMA
+from .export import DeployExport
 
-__all__ = ["YOLOv7EMA"]
+__all__ = ["DeployExport", "YOLOv7EMA"]

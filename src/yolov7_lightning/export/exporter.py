@@ -1,0 +1,170 @@
+"""``export``: one source -> deploy checkpoint / ONNX / TorchScript, each checked, plus ``export_report.json``.
+
+Checks (all on the same seeded random images, fp32, CPU):
+
+- ``fused_vs_unfused``: deploy form vs training form in PyTorch (absent for a deploy-checkpoint source);
+- ``onnx_vs_pytorch`` (graph without NMS): ONNX Runtime vs the PyTorch deploy form; with a dynamic
+  batch also ``onnx_batch1_vs_batchN`` (image 0 alone vs in the batch); with a dynamic size also
+  ``onnx_vs_pytorch_<h>x<w>`` at a second, non-square size;
+- ``onnx_nms_vs_torchvision`` (graph with NMS): its detections vs
+  :func:`yolov7_lightning.eval.non_max_suppression` (torchvision) on the PyTorch predictions of the
+  same images, matched per image and class (see :func:`~.check.match_detections`);
+- ``torchscript_vs_pytorch``.
+
+The report is written before a failure is raised, so a failed export leaves its evidence behind.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..eval.nms import non_max_suppression
+from .check import Tolerances, match_detections, prediction_diff, raise_on_failure
+from .deploy import ExportSource, load_source, save_deploy
+from .nms import split_detections
+from .onnx_export import export_onnx, onnx_session
+
+FORMATS = ("deploy", "onnx", "torchscript")
+REPORT_NAME = "export_report.json"
+
+
+@dataclass
+class ExportOptions:
+    """What to export and how. ``image_size``: ``None`` takes the source's training size; an int is a
+    square side, ``[h, w]`` a rectangle (multiples of the max stride)."""
+
+    formats: tuple[str, ...] = ("deploy", "onnx")
+    image_size: int | tuple[int, int] | None = None
+    batch: int = 1
+    dynamic_batch: bool = True
+    dynamic_size: bool = False
+    opset: int = 17
+    nms: bool = False
+    conf_thres: float = 0.25
+    iou_thres: float = 0.45
+    max_det: int = 300
+    multi_label: bool = False
+    check_batch: int = 2        # images in the self-check (with a fixed batch: ``batch``)
+    seed: int = 0
+    tolerances: Tolerances = field(default_factory=Tolerances)
+    names: dict[str, str] = field(default_factory=lambda: {"deploy": "deploy.pt", "onnx": "model.onnx",
+                                                           "torchscript": "model.torchscript.pt"})
+
+    def nms_kwargs(self) -> dict[str, Any]:
+        return {"conf_thres": self.conf_thres, "iou_thres": self.iou_thres, "max_det": self.max_det,
+                "multi_label": self.multi_label}
+
+
+def _size(options: ExportOptions, source: ExportSource) -> tuple[int, int]:
+    size = options.image_size if options.image_size is not None else source.image_size
+    h, w = (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
+    s = source.model.max_stride
+    if h % s or w % s or h <= 0 or w <= 0:
+        raise ValueError(f"image size {h}x{w} is not a positive multiple of the max stride {s} of "
+                         f"{source.model.arch.name}")
+    return h, w
+
+
+def _images(n: int, h: int, w: int, seed: int) -> torch.Tensor:
+    return torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def export(source: str | Path | ExportSource, out_dir: str | Path, options: ExportOptions | None = None,
+           raise_on_fail: bool = True) -> dict[str, Any]:
+    """Export ``source`` (a checkpoint path or an :class:`ExportSource`) into ``out_dir``; returns the
+    report (also written to ``out_dir/export_report.json``). Raises :class:`~.check.ExportCheckError`
+    when a check is outside the tolerances (unless ``raise_on_fail`` is false: see ``report["passed"]``)."""
+    options = options or ExportOptions()
+    unknown = [f for f in options.formats if f not in FORMATS]
+    if unknown or not options.formats:
+        raise ValueError(f"unknown export format(s) {unknown}; valid: {', '.join(FORMATS)}")
+    t0 = time.perf_counter()
+    src = source if isinstance(source, ExportSource) else load_source(source)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    h, w = _size(options, src)
+    batch = options.check_batch if options.dynamic_batch else options.batch
+    tol = options.tolerances
+    x = _images(batch, h, w, options.seed)
+    deploy = src.deploy_model()
+    report: dict[str, Any] = {
+        "source": src.path, "source_kind": src.kind, "model": src.spec, "names": src.names,
+        "image_size": [h, w], "options": {k: v for k, v in asdict(options).items() if k not in ("tolerances", "names")},
+        "tolerances": tol.as_dict(), "outputs": {}, "checks": {},
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+    with torch.no_grad():
+        ref = deploy(x)
+        if not src.fused:
+            report["checks"]["fused_vs_unfused"] = prediction_diff(src.model(x), ref, tol)
+    if "deploy" in options.formats:
+        report["outputs"]["deploy"] = str(save_deploy(src, out_dir / options.names["deploy"], deploy))
+    if "onnx" in options.formats:
+        _export_onnx(src, deploy, x, ref, out_dir / options.names["onnx"], options, report)
+    if "torchscript" in options.formats:
+        _export_torchscript(deploy, x, ref, out_dir / options.names["torchscript"], tol, report)
+    report["passed"] = all(c.get("passed", True) for c in report["checks"].values())
+    report["seconds"] = round(time.perf_counter() - t0, 2)
+    (out_dir / REPORT_NAME).write_text(json.dumps(report, indent=2))
+    report["outputs"]["report"] = str(out_dir / REPORT_NAME)
+    if raise_on_fail:
+        raise_on_failure(report, str(out_dir / REPORT_NAME))
+    return report
+
+
+def _export_onnx(src: ExportSource, deploy: torch.nn.Module, x: torch.Tensor, ref: torch.Tensor, path: Path,
+                 options: ExportOptions, report: dict[str, Any]) -> None:
+    tol = options.tolerances
+    h, w = x.shape[-2:]
+    nms = options.nms_kwargs() if options.nms else None
+    meta = {"names": json.dumps(src.names), "stride": str(deploy.max_stride), "image_size": json.dumps([h, w]),
+            "variant": src.spec.get("variant", deploy.arch.name), "num_classes": str(deploy.num_classes),
+            "dynamic_batch": json.dumps(options.dynamic_batch), "dynamic_size": json.dumps(options.dynamic_size)}
+    export_onnx(deploy, path, x, opset=options.opset, dynamic_batch=options.dynamic_batch,
+                dynamic_size=options.dynamic_size, nms=nms, metadata=meta)
+    report["outputs"]["onnx"] = str(path)
+    session = onnx_session(path)
+    run = lambda images: torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
+    checks = report["checks"]
+    if nms is None:
+        got = run(x)
+        checks["onnx_vs_pytorch"] = prediction_diff(ref, got, tol)
+        if options.dynamic_batch and len(x) > 1:
+            checks["onnx_batch1_vs_batchN"] = prediction_diff(got[:1], run(x[:1]), tol)
+        if options.dynamic_size:
+            s = deploy.max_stride
+            x2 = _images(1, h + s, w + 2 * s, options.seed + 1) if options.dynamic_batch else \
+                _images(len(x), h + s, w + 2 * s, options.seed + 1)
+            with torch.no_grad():
+                checks[f"onnx_vs_pytorch_{h + s}x{w + 2 * s}"] = prediction_diff(deploy(x2), run(x2), tol)
+        return
+    want = non_max_suppression(ref, options.conf_thres, options.iou_thres, multi_label=options.multi_label,
+                               max_det=options.max_det)
+    got = run(x)
+    checks["onnx_nms_vs_torchvision"] = match_detections(want, split_detections(got, len(x)), tol, options.max_det,
+                                                         options.conf_thres)
+    if options.dynamic_batch and len(x) > 1:
+        one = split_detections(run(x[:1]), 1)
+        checks["onnx_nms_batch1_vs_batchN"] = match_detections(split_detections(got, len(x))[:1], one, tol,
+                                                               options.max_det, options.conf_thres)
+
+
+def _export_torchscript(deploy: torch.nn.Module, x: torch.Tensor, ref: torch.Tensor, path: Path, tol: Tolerances,
+                        report: dict[str, Any]) -> None:
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(deploy, x, check_trace=False)
+        traced.save(str(path))
+        loaded = torch.jit.load(str(path))
+        got = loaded(x)
+    report["outputs"]["torchscript"] = str(path)
+    report["checks"]["torchscript_vs_pytorch"] = prediction_diff(ref, got, tol)
