@@ -4,13 +4,13 @@ COCO-format results JSON, written into the Hydra run folder."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ..atomic import atomic_write_json
 from ..eval import format_per_class
 from ..training.checkpoint import load_module
 from .app import hydra_app
@@ -32,7 +32,7 @@ def run(cfg: DictConfig) -> dict:
     metrics = module.last_eval
     module.evaluator.save_json(out_dir / "predictions_coco.json")
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    (out_dir / "metrics.json").write_text(json.dumps(scalars | {"per_class": metrics.get("per_class")}, indent=2))
+    atomic_write_json(scalars | {"per_class": metrics.get("per_class")}, out_dir / "metrics.json", indent=2)
     print(metrics.get("summary", ""))
     print(format_per_class(metrics.get("per_class", {}), metrics.get("per_class_map50")))
     print(f"outputs: {out_dir}  (metrics.json, predictions_coco.json)")

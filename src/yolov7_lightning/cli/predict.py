@@ -15,13 +15,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..data import ImageMeta, letterbox
-from ..data.image_io import decode_image
+from ..data.image_io import IMAGE_SUFFIXES, decode_image
 from ..eval import draw_detections, non_max_suppression, prediction_records, save_predictions
 from ..training.checkpoint import load_module
 from .app import hydra_app
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-
 
 def image_files(source: str | Path) -> list[Path]:
     path = Path(source)

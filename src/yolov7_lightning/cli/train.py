@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from ..atomic import atomic_write_json
 from ..models import get_arch
 from ..training.checkpoint_io import AtomicCheckpointIO
 from ..training.callbacks import DeployExport, YOLOv7EMA
@@ -89,10 +89,7 @@ def run(cfg: DictConfig) -> dict:
         trainer.test(module, datamodule=datamodule)
         metrics["test"] = {k: v for k, v in module.last_eval.items() if isinstance(v, float)}
     if trainer.is_global_zero:
-        path = out_dir / "metrics.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(metrics, indent=2))
-        tmp.replace(path)
+        atomic_write_json(metrics, out_dir / "metrics.json", indent=2)
         print(f"mAP@.5 {metrics['map50']:.4f}  mAP@.5:.95 {metrics['map']:.4f}  in {seconds:.0f} s "
               f"({metrics['epochs']} epochs)" if metrics["map"] is not None else "no evaluation ran")
         exported = ", checkpoints/deploy.pt, checkpoints/model.onnx" if cfg.export.enabled else ""

@@ -15,6 +15,8 @@ from typing import TypedDict
 import numpy as np
 import torch
 
+from .letterbox import Letterbox
+
 
 @dataclass(frozen=True)
 class ImageMeta:
@@ -33,10 +35,7 @@ class ImageMeta:
         """xyxy [n, 4] input pixels -> original image pixels (clipped); unaugmented samples only."""
         if self.ratio_hw is None or self.pad_tl is None:
             raise ValueError(f"{self.path}: augmented sample, boxes cannot be mapped back")
-        out = boxes_xyxy.clone()
-        out[..., [0, 2]] = ((out[..., [0, 2]] - self.pad_tl[1]) / self.ratio_hw[1]).clamp(0, self.orig_hw[1])
-        out[..., [1, 3]] = ((out[..., [1, 3]] - self.pad_tl[0]) / self.ratio_hw[0]).clamp(0, self.orig_hw[0])
-        return out
+        return Letterbox(self.orig_hw, self.input_hw, self.ratio_hw, self.pad_tl).to_original(boxes_xyxy)
 
 
 class Sample(TypedDict):

@@ -9,7 +9,6 @@ id wins, so the duplicates that a ``DistributedSampler`` pads the last batch wit
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..atomic import atomic_write_json
 from ..data.coco import read_json
 from ..data.collate import ImageMeta
 from .mapping import detections_to_original
@@ -138,13 +138,7 @@ class DetectionEvaluator:
 
     def save_json(self, path: str | os.PathLike) -> Path:
         """Write :meth:`results` (COCO results format) to ``path`` (atomically); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.results(), f)
-        tmp.replace(path)
-        return path
+        return atomic_write_json(self.results(), path)
 
     def compute(self) -> dict:
         raise NotImplementedError

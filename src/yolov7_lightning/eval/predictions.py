@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write_json
 from ..data.collate import ImageMeta
 from .mapping import detections_to_original
 
@@ -51,10 +51,4 @@ def prediction_records(detections: Sequence[torch.Tensor], meta: Sequence[ImageM
 
 def save_predictions(records: Sequence[dict], path: str | os.PathLike) -> Path:
     """Write prediction records as one JSON list (atomically); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(list(records), f, indent=1)
-    tmp.replace(path)
-    return path
+    return atomic_write_json(list(records), path, indent=1)

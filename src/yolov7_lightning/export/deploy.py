@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import atomic_torch_save
 from ..models import YOLOv7, build_model
 from ..models.fuse import to_deploy
 
@@ -79,10 +80,7 @@ def save_deploy(source: ExportSource, path: str | Path, deploy: YOLOv7 | None = 
     state = {k: v.detach().cpu().clone() for k, v in deploy.state_dict().items()}
     payload = {"format": DEPLOY_FORMAT, "version": DEPLOY_VERSION, "model": dict(source.spec),
                "names": list(source.names), "image_size": int(source.image_size), "state_dict": state}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def is_deploy_checkpoint(obj: Any) -> bool:
