@@ -19,6 +19,7 @@ class ModelConfig:
     repconv: str = "planned"
     eelan_form: str = "branches"
     aux_tap: str = "branch"
+    elan_repconv: str = "none"
     weights: Optional[str] = None
     scaling: Any = None
 

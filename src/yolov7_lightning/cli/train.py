@@ -21,8 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..atomic import atomic_write_json
 from ..models import get_arch
+from ..models.summary import summarize
+from ..training.callbacks import DeployExport, LogRunInfo, ValidationVisuals, YOLOv7EMA
 from ..training.checkpoint_io import AtomicCheckpointIO
-from ..training.callbacks import DeployExport, YOLOv7EMA
+from ..training.ddp import ReplicaConsistency, end_job
 from ..training.module import YOLOv7Module
 from ..training.weights import load_pretrained
 from .app import hydra_app
@@ -56,6 +58,7 @@ def build(cfg: DictConfig, out_dir: Path):
                         auto_insert_metric_name=False, enable_version_counter=False),
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False),
     ]
+    callbacks.append(ReplicaConsistency(ckpt_dir))  # DDP only; before the EMA, which swaps its weights in at the end
     if cfg.ema:
         callbacks.append(YOLOv7EMA())
     if cfg.export.enabled:
@@ -64,7 +67,11 @@ def build(cfg: DictConfig, out_dir: Path):
                                       strict=False))
     if cfg.early_stop_patience:
         callbacks.append(EarlyStopping(monitor="val/fitness", mode="max", patience=cfg.early_stop_patience))
+    if cfg.get("visuals") and cfg.visuals.enabled:  # boxes, lead/aux objectness maps, per-class AP, to every logger
+        callbacks.append(ValidationVisuals(every_n_epochs=cfg.visuals.every_n_epochs, num_images=cfg.visuals.num_images))
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    if logger:  # the resolved config and the model's params/GFLOPs, to every logger
+        callbacks.append(LogRunInfo(config=plain(cfg)))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()],
                           default_root_dir=str(out_dir))
     return datamodule, module, trainer
@@ -72,8 +79,10 @@ def build(cfg: DictConfig, out_dir: Path):
 
 def run(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
     datamodule, module, trainer = build(cfg, out_dir)
+    model_summary = summarize(module.model)  # params and GFLOPs at the variant's nominal size (the paper's tables)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     seconds = time.perf_counter() - start
@@ -81,9 +90,11 @@ def run(cfg: DictConfig) -> dict:
     best = trainer.checkpoint_callbacks[0]
     metrics = {
         "map": evaluation.get("map"), "map50": evaluation.get("map50"), "fitness": evaluation.get("fitness"),
+        "val_images": evaluation.get("num_images"), "val_detections": evaluation.get("num_detections"),
         "epochs": trainer.current_epoch, "train_seconds": round(seconds, 1),
         "best_checkpoint": best.best_model_path, "last_checkpoint": str(out_dir / "checkpoints" / "last.ckpt"),
         "nonfinite_skipped": module.nonfinite_total, "per_class": evaluation.get("per_class"),
+        "seed": cfg.seed, "overrides": list(hydra_cfg.overrides.task), "model": model_summary,
     }
     if cfg.test_after_fit:
         trainer.test(module, datamodule=datamodule)
@@ -97,6 +108,7 @@ def run(cfg: DictConfig) -> dict:
         if report is not None and not report["passed"]:
             print(f"WARNING: the deploy export failed its self-check: {out_dir / 'checkpoints' / 'export_report.json'}")
         print(f"outputs: {out_dir}  (metrics.json, checkpoints/best.ckpt, checkpoints/last.ckpt{exported})")
+    end_job(trainer)  # DDP: wait for this job's other ranks and reset, before a multirun's next job
     return metrics
 
 

@@ -9,17 +9,21 @@ Both take the ``sampler`` Lightning injects (a ``DistributedSampler`` under DDP)
 * :class:`RectBatchSampler`: evaluation batches fixed on the whole sorted dataset (images sorted
   by aspect ratio, one letterbox shape per batch, official ``ceil(shape * size / stride + pad) *
   stride``); ranks receive whole batches (batch k -> rank k mod world), so a batch's shape never
-  depends on the world size and nothing is duplicated.
+  depends on the world size and nothing is duplicated. Only when there are fewer batches than
+  ranks are the batches made smaller, so that every rank has one (Lightning requires it).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 from torch.utils.data import BatchSampler, Sampler
 
 from .dataset import SampleKey
+
+log = logging.getLogger(__name__)
 
 
 def _world(sampler) -> tuple[int, int]:
@@ -99,6 +103,13 @@ class RectBatchSampler(BatchSampler):
         self.rect, self.stride, self.pad = rect, stride, pad
         self.num_replicas, self.rank = _world(sampler)
         n = len(self.sizes_hw)
+        if n < self.num_replicas:
+            raise ValueError(f"the evaluation split has {n} images, fewer than the {self.num_replicas} DDP processes: "
+                             "every process needs at least one image")
+        if math.ceil(n / self.batch_size) < self.num_replicas:  # every rank needs a batch: smaller batches
+            self.batch_size = math.ceil(n / self.num_replicas)
+            log.warning("evaluation batch size %d -> %d so that each of the %d processes gets a batch of the %d images",
+                        batch_size, self.batch_size, self.num_replicas, n)
         if rect:
             self.order, self.shapes = rect_shapes(self.sizes_hw, self.batch_size, self.img_size, stride, pad)
         else:

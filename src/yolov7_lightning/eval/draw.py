@@ -36,7 +36,8 @@ def _to_hwc_uint8(image: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def draw_detections(image: np.ndarray | torch.Tensor, detections: np.ndarray | torch.Tensor,
-                    names: Sequence[str] | None = None, line_width: int | None = None) -> np.ndarray:
+                    names: Sequence[str] | None = None, line_width: int | None = None,
+                    scores: bool = True) -> np.ndarray:
     """Boxes and ``"name score"`` labels drawn on a copy of ``image``.
 
     Args:
@@ -44,6 +45,7 @@ def draw_detections(image: np.ndarray | torch.Tensor, detections: np.ndarray | t
         detections: ``[n, 6]`` x1, y1, x2, y2 (pixels of *this* image), score, class.
         names: class names; the class id is printed when missing.
         line_width: box line width; default scales with the image size.
+        scores: print the score after the name (False for ground-truth boxes).
 
     Returns:
         uint8 ``HxWx3`` RGB array (the input is not modified).
@@ -59,7 +61,8 @@ def draw_detections(image: np.ndarray | torch.Tensor, detections: np.ndarray | t
         cls = int(cls)
         color = class_color(cls)
         draw.rectangle((x1, y1, max(x1, x2), max(y1, y2)), outline=color, width=lw)
-        label = f"{names[cls] if names is not None and 0 <= cls < len(names) else cls} {score:.2f}"
+        label = f"{names[cls] if names is not None and 0 <= cls < len(names) else cls}"
+        label = f"{label} {score:.2f}" if scores else label
         left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
         tw, th = right - left, bottom - top + 2
         ty = y1 - th - 1 if y1 - th - 1 >= 0 else y1  # above the box, else inside it

@@ -3,7 +3,8 @@
 A deploy checkpoint is a ``torch.save`` of a plain dict (loadable with ``weights_only=True``)::
 
     {"format": "yolov7-lightning-deploy", "version": 1,
-     "model": {build_model kwargs: variant, num_classes, aux_head, repconv, eelan_form, aux_tap, scaling},
+     "model": {build_model kwargs: variant, num_classes, aux_head, repconv, eelan_form, aux_tap, elan_repconv,
+               scaling},
      "names": [class names], "image_size": int, "state_dict": {fused tensors}}
 
 :func:`load_deploy` rebuilds the network with ``build_model(**model)``, turns it into the deploy form
@@ -28,7 +29,7 @@ from ..models.fuse import to_deploy
 
 DEPLOY_FORMAT = "yolov7-lightning-deploy"
 DEPLOY_VERSION = 1
-_BUILD_KEYS = ("variant", "num_classes", "aux_head", "repconv", "eelan_form", "aux_tap", "scaling")
+_BUILD_KEYS = ("variant", "num_classes", "aux_head", "repconv", "eelan_form", "aux_tap", "elan_repconv", "scaling")
 
 
 def model_spec(model_cfg: Mapping[str, Any]) -> dict[str, Any]:

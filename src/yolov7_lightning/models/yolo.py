@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn import (ELAN, EELAN, EELANGrouped, MP, SPPCSPC, Conv, ConvDown, DownC, ELANSpec, MPConv, ReOrg,
-                  RepConv, SPPCSPTiny)
+from ..nn import (ELAN, ELAN_REPCONV_MODES, EELAN, EELANGrouped, MP, SPPCSPC, Conv, ConvDown, DownC, ELANSpec,
+                  MPConv, ReOrg, RepConv, SPPCSPTiny)
 from .arch import Arch
 from .heads import HeadOutputs, IDetect
 
@@ -15,10 +15,11 @@ EELAN_FORMS = ("branches", "grouped")
 AUX_TAPS = ("branch", "merged")
 
 
-def _elan(c1: int, spec: ELANSpec, act: str, eelan: bool, form: str) -> nn.Module:
+def _elan(c1: int, spec: ELANSpec, act: str, eelan: bool, form: str, rep: str = "none") -> nn.Module:
+    """``rep``: ``model.elan_repconv``, the form of the computational blocks' 3x3 convs."""
     if not eelan:
-        return ELAN(c1, spec, act)
-    return EELAN(c1, spec, act) if form == "branches" else EELANGrouped(c1, spec, act)
+        return ELAN(c1, spec, act, repconv=rep)
+    return (EELAN if form == "branches" else EELANGrouped)(c1, spec, act, repconv=rep)
 
 
 def _down(kind: str, c1: int, width: int, act: str) -> nn.Module:
@@ -51,7 +52,7 @@ class Stage(nn.Module):
 class Backbone(nn.Module):
     """Stem then stages; returns the outputs of the last ``levels`` stages (P3 .. P5/P6)."""
 
-    def __init__(self, arch: Arch, eelan_form: str = "branches"):
+    def __init__(self, arch: Arch, eelan_form: str = "branches", elan_repconv: str = "none"):
         super().__init__()
         c, layers = 3, []
         for spec in arch.stem:
@@ -69,7 +70,7 @@ class Backbone(nn.Module):
             if width is not None and not (arch.down == "mp" and i == 0):
                 down = _down(arch.down, c, width, arch.act)
                 c = _out_channels(down, c)
-            self.stages.append(Stage(down, _elan(c, spec, arch.act, arch.eelan, eelan_form)))
+            self.stages.append(Stage(down, _elan(c, spec, arch.act, arch.eelan, eelan_form, elan_repconv)))
             c = spec.c2
             self.channels.append(c)
         self.levels = arch.levels
@@ -86,12 +87,13 @@ class Backbone(nn.Module):
 class TopDown(nn.Module):
     """``ELAN(cat[lateral(skip), up(reduce(x))])``; returns (output, aux tap)."""
 
-    def __init__(self, c_in: int, c_skip: int, width: int, spec: ELANSpec, act: str, eelan: bool, form: str):
+    def __init__(self, c_in: int, c_skip: int, width: int, spec: ELANSpec, act: str, eelan: bool, form: str,
+                 rep: str = "none"):
         super().__init__()
         self.reduce = Conv(c_in, width, 1, act=act)
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.lateral = Conv(c_skip, width, 1, act=act)
-        self.elan = _elan(2 * width, spec, act, eelan, form)
+        self.elan = _elan(2 * width, spec, act, eelan, form, rep)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.elan.forward_tap(torch.cat([self.lateral(skip), self.up(self.reduce(x))], 1))
@@ -100,10 +102,11 @@ class TopDown(nn.Module):
 class BottomUp(nn.Module):
     """``ELAN(cat[down(x), lateral])`` (MP-2 puts the lateral into its own concatenation)."""
 
-    def __init__(self, kind: str, c_in: int, c_lat: int, width: int, spec: ELANSpec, act: str, eelan: bool, form: str):
+    def __init__(self, kind: str, c_in: int, c_lat: int, width: int, spec: ELANSpec, act: str, eelan: bool, form: str,
+                 rep: str = "none"):
         super().__init__()
         self.down = _down(kind, c_in, width, act)
-        self.elan = _elan(_out_channels(self.down, c_in) + c_lat, spec, act, eelan, form)
+        self.elan = _elan(_out_channels(self.down, c_in) + c_lat, spec, act, eelan, form, rep)
 
     def forward(self, x: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
         if isinstance(self.down, MPConv):
@@ -115,20 +118,21 @@ class Neck(nn.Module):
     """SPPCSPC, top-down path, bottom-up path. Returns lead features (P3 up) and aux features
     (the top-down features, P3 up, read before the E-ELAN merge when ``aux_tap == 'branch'``)."""
 
-    def __init__(self, arch: Arch, channels: list[int], eelan_form: str = "branches"):
+    def __init__(self, arch: Arch, channels: list[int], eelan_form: str = "branches", elan_repconv: str = "none"):
         super().__init__()
         kind, width = arch.spp
         self.spp = (SPPCSPTiny if kind == "tiny" else SPPCSPC)(channels[-1], width, act=arch.act)
         c, td_channels = width, [width]
         self.top_down = nn.ModuleList()
         for i, (w, spec) in enumerate(arch.top_down):
-            self.top_down.append(TopDown(c, channels[-2 - i], w, spec, arch.act, arch.eelan, eelan_form))
+            self.top_down.append(TopDown(c, channels[-2 - i], w, spec, arch.act, arch.eelan, eelan_form, elan_repconv))
             c = spec.c2
             td_channels.append(c)
         self.bottom_up = nn.ModuleList()
         self.out_channels = [c]
         for i, (w, spec) in enumerate(arch.bottom_up):
-            self.bottom_up.append(BottomUp(arch.neck_down, c, td_channels[-2 - i], w, spec, arch.act, arch.eelan, eelan_form))
+            self.bottom_up.append(BottomUp(arch.neck_down, c, td_channels[-2 - i], w, spec, arch.act, arch.eelan,
+                                           eelan_form, elan_repconv))
             c = spec.c2
             self.out_channels.append(c)
         self.aux_channels = td_channels[::-1]
@@ -153,22 +157,29 @@ class YOLOv7(nn.Module):
     ``forward(images [B,3,H,W])``: in training mode returns :class:`HeadOutputs` (raw lead and aux
     maps ``[B, A, H/s, W/s, 5 + nc]``); in eval mode the decoded ``[B, N, 5 + nc]`` (cx, cy, w, h in
     input pixels, sigmoid objectness and class scores). H and W must be multiples of ``max_stride``.
+
+    ``repconv`` is the form of the lead output convs of the variants that have RepConv there (yolov7);
+    ``elan_repconv`` (``none`` = official | ``planned`` | ``identity``) re-parameterises the 3x3 convs
+    of every ELAN computational block (the paper's Table 4 ablation; same deploy network).
     """
 
     def __init__(self, arch: Arch, num_classes: int = 80, aux_head: bool | None = None, repconv: str = "planned",
-                 eelan_form: str = "branches", aux_tap: str = "branch"):
+                 eelan_form: str = "branches", aux_tap: str = "branch", elan_repconv: str = "none"):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1 (got {num_classes})")
         for name, value, valid in (("repconv", repconv, REPCONV_MODES), ("eelan_form", eelan_form, EELAN_FORMS),
-                                   ("aux_tap", aux_tap, AUX_TAPS)):
+                                   ("aux_tap", aux_tap, AUX_TAPS), ("elan_repconv", elan_repconv, ELAN_REPCONV_MODES)):
             if value not in valid:
                 raise ValueError(f"unknown model.{name} {value!r}; valid: {', '.join(valid)}")
         self.arch, self.num_classes = arch, num_classes
         self.aux_head = arch.aux_default if aux_head is None else bool(aux_head)
         self.aux_tap = aux_tap
-        self.backbone = Backbone(arch, eelan_form)
-        self.neck = Neck(arch, self.backbone.channels, eelan_form)
+        if elan_repconv != "none" and arch.eelan and eelan_form != "branches":
+            raise ValueError("model.elan_repconv needs eelan_form=branches (RepConv has no grouped form)")
+        self.elan_repconv = elan_repconv
+        self.backbone = Backbone(arch, eelan_form, elan_repconv)
+        self.neck = Neck(arch, self.backbone.channels, eelan_form, elan_repconv)
         kind, widths = arch.lead
         lead = []
         for c, w in zip(self.neck.out_channels, widths):

@@ -23,6 +23,26 @@ import torch
 from torch import nn
 
 from .conv import Conv
+from .repconv import RepConv
+
+ELAN_REPCONV_MODES = ("none", "planned", "identity")
+
+
+def elan_conv3(c1: int, c2: int, act: str, g: int = 1, repconv: str = "none") -> nn.Module:
+    """One 3x3 conv of an ELAN computational block.
+
+    ``repconv``: ``none`` (official: a plain :class:`Conv`), ``planned`` (RepConvN: 3x3 + 1x1, no
+    identity, the paper's rule for layers whose output feeds a concatenation) or ``identity``
+    (RepConv with the identity branch wherever ``c1 == c2``, RepConvN elsewhere). The RepConv forms
+    fuse into one 3x3 conv, so the deploy network is the same as with ``none``.
+    """
+    if repconv not in ELAN_REPCONV_MODES:
+        raise ValueError(f"unknown model.elan_repconv {repconv!r}; valid: {', '.join(ELAN_REPCONV_MODES)}")
+    if repconv == "none":
+        return Conv(c1, c2, 3, g=g, act=act)
+    if g != 1:
+        raise ValueError("model.elan_repconv needs ungrouped convs (E-ELAN: use eelan_form=branches)")
+    return RepConv(c1, c2, 3, 1, act=act, identity=(repconv == "identity" and c1 == c2) or None)
 
 
 @dataclass(frozen=True)
@@ -47,16 +67,20 @@ class ELANSpec:
 
 
 class ELAN(nn.Module):
-    """One ELAN, ``[B, c1, H, W] -> [B, spec.c2, H, W]``."""
+    """One ELAN, ``[B, c1, H, W] -> [B, spec.c2, H, W]``.
 
-    def __init__(self, c1: int, spec: ELANSpec, act: str = "silu", groups: int = 1):
+    ``repconv`` re-parameterises the 3x3 convs of the computational block (see :func:`elan_conv3`).
+    """
+
+    def __init__(self, c1: int, spec: ELANSpec, act: str = "silu", groups: int = 1, repconv: str = "none"):
         super().__init__()
         g = groups
         self.spec, self.groups, self.act_name = spec, g, act
         self.cv1 = Conv(c1, g * spec.c, 1, act=act)
         self.cv2 = Conv(c1, g * spec.c, 1, act=act)
         self.m = nn.ModuleList(
-            Conv(g * (spec.c if j == 0 else spec.c3), g * spec.c3, 3, g=g, act=act) for j in range(spec.n)
+            elan_conv3(g * (spec.c if j == 0 else spec.c3), g * spec.c3, act, g=g, repconv=repconv)
+            for j in range(spec.n)
         )
         self.transition = Conv(g * spec.concat_channels(), g * spec.c2, 1, g=g, act=act)
         self.c2 = spec.c2
@@ -84,10 +108,10 @@ class ELAN(nn.Module):
 class EELAN(nn.Module):
     """E-ELAN, two-branch form: ``sum_i ELAN_i(x)``. The tap is the last branch before the sum."""
 
-    def __init__(self, c1: int, spec: ELANSpec, act: str = "silu", cardinality: int = 2):
+    def __init__(self, c1: int, spec: ELANSpec, act: str = "silu", cardinality: int = 2, repconv: str = "none"):
         super().__init__()
         self.spec = spec
-        self.branches = nn.ModuleList(ELAN(c1, spec, act) for _ in range(cardinality))
+        self.branches = nn.ModuleList(ELAN(c1, spec, act, repconv=repconv) for _ in range(cardinality))
         self.c2 = spec.c2
 
     def forward_tap(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,8 +133,8 @@ class EELANGrouped(ELAN):
     sees, for each group, that group's features. Merge: the ``g`` transition outputs are summed.
     """
 
-    def __init__(self, c1: int, spec: ELANSpec, act: str = "silu", cardinality: int = 2):
-        super().__init__(c1, spec, act, groups=cardinality)
+    def __init__(self, c1: int, spec: ELANSpec, act: str = "silu", cardinality: int = 2, repconv: str = "none"):
+        super().__init__(c1, spec, act, groups=cardinality, repconv=repconv)
 
     def forward_tap(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         g = self.groups

@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 import torch
 from lightning.fabric.utilities.data import _replace_dunder_methods
@@ -71,3 +72,17 @@ def test_rect_batches_fixed_under_lightning_ddp_sampler_injection():
         got.append(list(new.batch_sampler))
     assert got[0] == everything[0::2] and got[1] == everything[1::2]  # whole batches, same shapes
     assert sorted(k.index for b in got[0] + got[1] for k in b) == list(range(11))  # no duplicates
+
+
+def test_rect_sampler_gives_every_rank_a_batch_when_batches_are_fewer_than_ranks():
+    sizes = np.array([[64, 96]] * 5 + [[96, 64]] * 3)  # 8 images, val batch 16: one batch on one process
+    ranks = [RectBatchSampler(_Dist(r, 3), 16, sizes_hw=sizes, img_size=(64, 64)) for r in range(3)]
+    seen = [k.index for s in ranks for batch in s for k in batch]
+    assert all(len(s) >= 1 for s in ranks) and ranks[0].batch_size == 3
+    assert sorted(seen) == list(range(8))  # every image once, none duplicated
+    assert RectBatchSampler(_Dist(0, 1), 16, sizes_hw=sizes, img_size=(64, 64)).batch_size == 16  # unchanged alone
+
+
+def test_rect_sampler_refuses_fewer_images_than_ranks():
+    with pytest.raises(ValueError, match="2 images, fewer than the 4 DDP processes"):
+        RectBatchSampler(_Dist(0, 4), 16, sizes_hw=np.array([[64, 64]] * 2), img_size=(64, 64))

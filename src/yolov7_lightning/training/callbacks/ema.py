@@ -8,14 +8,19 @@ model holds the EMA weights when fit ends (so export uses them).
 
 One difference from the official ``ModelEMA``: the first update copies the model (the official
 blends in ``decay(1) ~ 5e-4`` of the initial weights); every later update is the official one.
+Under DDP every rank keeps the EMA (the official keeps it on rank 0): before each update rank 0's BN
+statistics are broadcast, so all ranks average the same weights and validate the same EMA model.
 """
 
 from __future__ import annotations
 
 import math
 
+import lightning as L
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
+
+from ..ddp import broadcast_buffers
 
 
 def ema_decay(updates: int | float, decay: float = 0.9999, tau: float = 2000.0) -> float:
@@ -36,3 +41,8 @@ class YOLOv7EMA(WeightAveraging):
             torch._foreach_lerp_(averaged, current, 1 - d)
 
         super().__init__(device=None, use_buffers=True, multi_avg_fn=multi_avg_fn)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if trainer.world_size > 1 and trainer.global_step > self._latest_update_step:
+            broadcast_buffers(pl_module)  # an update follows: average rank 0's BN statistics on every rank
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)

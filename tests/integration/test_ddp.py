@@ -1,0 +1,82 @@
+"""Real 2-process DDP on the CPU (gloo, ``trainer=ddp_cpu``), alone and under a Hydra multirun.
+
+Each run is bounded by a subprocess timeout, so a hang fails the test instead of blocking CI.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_train import SMALL, run_cli
+
+DDP = ["trainer=ddp_cpu", "export.enabled=false", "data.source.num_val=12", "data.val_batch_size=4"]
+TIMEOUT = 420  # seconds: a DDP hang ends here, as a failure
+
+
+def launch(tmp: Path, *args: str, multirun: bool = False) -> subprocess.CompletedProcess:
+    """``yolov7-train`` from ``tmp`` (so a folder written anywhere unexpected shows up there)."""
+    cmd = [sys.executable, "-m", "yolov7_lightning.cli.train", *(["-m"] if multirun else []),
+           f"data.source.root={tmp / 'shapes'}", *SMALL, *DDP, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ddp")
+    out = tmp / "run"
+    launch(tmp, f"hydra.run.dir={out}", "schedule.epochs=2")
+    return tmp, out
+
+
+def test_one_folder_one_set_of_checkpoints(ddp_run):
+    tmp, out = ddp_run
+    assert sorted(p.name for p in tmp.iterdir()) == ["run", "shapes"]  # no second run folder from rank 1
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "ddp_consistency.json",
+                                                                       "last.ckpt"]
+    assert (out / "train_ddp_process_1.log").is_file()  # rank 1 ran as this job, in this folder
+    assert len(list(out.glob("logs/version_*"))) == 1
+
+
+def test_validation_covers_the_whole_set_and_equals_single_process_eval(ddp_run):
+    tmp, out = ddp_run
+    trained = json.loads((out / "metrics.json").read_text())
+    assert trained["epochs"] == 2 and trained["val_images"] == 12  # both ranks' images, gathered
+    data = [o for o in SMALL if o.startswith("data.")] + [f"data.source.root={tmp / 'shapes'}",
+                                                          "data.source.num_val=12", "data.val_batch_size=4"]
+    run_cli("eval", tmp / "eval", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", *data)
+    single = json.loads((tmp / "eval" / "metrics.json").read_text())
+    assert single["num_images"] == 12 and single["num_detections"] == trained["val_detections"] > 0
+    assert single["map"] == pytest.approx(trained["map"], abs=1e-12)
+    assert single["map50"] == pytest.approx(trained["map50"], abs=1e-12)
+    assert single["per_class"] == pytest.approx(trained["per_class"], abs=1e-12)
+
+
+def test_ranks_hold_identical_live_and_ema_weights(ddp_run):
+    _, out = ddp_run
+    report = json.loads((out / "checkpoints" / "ddp_consistency.json").read_text())
+    assert report["world_size"] == 2 and report["ema"] is True
+    assert report["live_max_diff"] == 0.0 and report["final_max_diff"] == 0.0
+
+
+def test_multirun_jobs_with_two_processes_each_keep_their_own_folders(tmp_path):
+    sweep = tmp_path / "sweep"
+    launch(tmp_path, "seed=1,2", f"hydra.sweep.dir={sweep}", "schedule.epochs=1", multirun=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shapes", "sweep"]  # no stray run folders
+    assert sorted(p.name for p in sweep.iterdir()) == ["0", "1", "multirun.yaml"]  # children did not re-sweep
+    for num, seed in (("0", 1), ("1", 2)):
+        job = sweep / num
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["seed"] == seed and metrics["epochs"] == 1 and metrics["val_images"] == 12
+        assert f"seed={seed}" in metrics["overrides"]
+        assert sorted(p.name for p in (job / "checkpoints").iterdir()) == ["best.ckpt", "ddp_consistency.json",
+                                                                           "last.ckpt"]
+        assert (job / "train_ddp_process_1.log").is_file()
+    first, second = (json.loads((sweep / n / "metrics.json").read_text()) for n in ("0", "1"))
+    assert first["map"] != second["map"] or first["val_detections"] != second["val_detections"]  # two seeds
