@@ -65,9 +65,11 @@ def test_ranks_hold_identical_live_and_ema_weights(ddp_run):
     assert report["live_max_diff"] == 0.0 and report["final_max_diff"] == 0.0
 
 
-def test_multirun_jobs_with_two_processes_each_keep_their_own_folders(tmp_path):
+def test_multirun_jobs_with_two_processes_each_keep_their_own_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
     sweep = tmp_path / "sweep"
-    launch(tmp_path, "seed=1,2", f"hydra.sweep.dir={sweep}", "schedule.epochs=1", multirun=True)
+    launch(tmp_path, "seed=1,2", f"hydra.sweep.dir={sweep}", "schedule.epochs=1", "logger=wandb", "visuals.enabled=false",
+           multirun=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shapes", "sweep"]  # no stray run folders
     assert sorted(p.name for p in sweep.iterdir()) == ["0", "1", "multirun.yaml"]  # children did not re-sweep
     for num, seed in (("0", 1), ("1", 2)):
@@ -78,5 +80,6 @@ def test_multirun_jobs_with_two_processes_each_keep_their_own_folders(tmp_path):
         assert sorted(p.name for p in (job / "checkpoints").iterdir()) == ["best.ckpt", "ddp_consistency.json",
                                                                            "last.ckpt"]
         assert (job / "train_ddp_process_1.log").is_file()
+        assert len(list((job / "wandb").glob("offline-run-*"))) == 1  # one W&B run per job: rank 0's
     first, second = (json.loads((sweep / n / "metrics.json").read_text()) for n in ("0", "1"))
     assert first["map"] != second["map"] or first["val_detections"] != second["val_detections"]  # two seeds

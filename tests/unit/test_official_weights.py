@@ -22,8 +22,12 @@ from torch import nn
 
 from yolov7_lightning.models import ARCHS, build_model
 from yolov7_lightning.models.official_keys import FORMS, key_map
-from yolov7_lightning.models.official_weights import (OfficialCheckpoint, UnsafeCheckpointError,
-                                                      load_official_weights, read_official_checkpoint)
+from yolov7_lightning.models.official_weights import (
+    OfficialCheckpoint,
+    UnsafeCheckpointError,
+    load_official_weights,
+    read_official_checkpoint,
+)
 
 FAKE_CLASSES = {"models.yolo": ("Model", "IDetect", "IAuxDetect", "Detect"),
                 "models.common": ("Conv", "RepConv", "SPPCSPC", "DownC", "Concat", "ImplicitA", "ImplicitM")}

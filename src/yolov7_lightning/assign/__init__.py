@@ -1,6 +1,6 @@
 """Label assignment: candidate cells, batched SimOTA and the assigner strategies."""
 
-from .assigner import AssignResult, Assigner, HeadAssignment, HeadRule
+from .assigner import Assigner, AssignResult, HeadAssignment, HeadRule
 from .candidates import Candidates, find_candidates
 from .simota import Assignment, simota
 from .targets import PaddedTargets, pad_targets

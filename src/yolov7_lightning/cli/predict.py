@@ -20,6 +20,7 @@ from ..eval import draw_detections, non_max_suppression, prediction_records, sav
 from ..training.checkpoint import load_module
 from .app import hydra_app
 
+
 def image_files(source: str | Path) -> list[Path]:
     path = Path(source)
     if path.is_file():

@@ -15,8 +15,8 @@ from torch import nn
 from ..assign.assigner import Assigner, HeadAssignment
 from ..assign.simota import gather_predictions, level_index
 from ..assign.targets import PaddedTargets
-from ..models.heads import HeadOutputs
 from ..boxes import ciou
+from ..models.heads import HeadOutputs
 
 BALANCE = {3: (4.0, 1.0, 0.4)}
 BALANCE_DEFAULT = (4.0, 1.0, 0.25, 0.06, 0.02)

@@ -5,8 +5,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn import (ELAN, ELAN_REPCONV_MODES, EELAN, EELANGrouped, MP, SPPCSPC, Conv, ConvDown, DownC, ELANSpec,
-                  MPConv, ReOrg, RepConv, SPPCSPTiny)
+from ..nn import (
+    EELAN,
+    ELAN,
+    ELAN_REPCONV_MODES,
+    MP,
+    SPPCSPC,
+    Conv,
+    ConvDown,
+    DownC,
+    EELANGrouped,
+    ELANSpec,
+    MPConv,
+    ReOrg,
+    RepConv,
+    SPPCSPTiny,
+)
 from .arch import Arch
 from .heads import HeadOutputs, IDetect
 

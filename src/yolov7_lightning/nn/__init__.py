@@ -1,7 +1,7 @@
 """Small typed building blocks of the YOLOv7 networks."""
 
 from .conv import Conv, fold_bn, make_act, make_bn
-from .elan import ELAN, ELAN_REPCONV_MODES, EELAN, EELANGrouped, ELANSpec, eelan_to_grouped, grouped_to_eelan
+from .elan import EELAN, ELAN, ELAN_REPCONV_MODES, EELANGrouped, ELANSpec, eelan_to_grouped, grouped_to_eelan
 from .implicit import ImplicitA, ImplicitM
 from .repconv import RepConv
 from .spp import SPPCSPC, SPPCSPTiny

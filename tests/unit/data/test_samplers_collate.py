@@ -1,5 +1,5 @@
-import pytest
 import numpy as np
+import pytest
 import torch
 from lightning.fabric.utilities.data import _replace_dunder_methods
 from lightning.pytorch.utilities.data import _update_dataloader
