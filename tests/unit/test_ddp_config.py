@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 
 from yolov7_lightning.cli.paths import CONFIG_DIR
 from yolov7_lightning.config import register_configs
-from yolov7_lightning.training.ddp import HydraDDPStrategy, hydra_job_command
+from yolov7_lightning.training.ddp import HydraDDPStrategy, config_flags, hydra_job_command
 
 
 def compose_train(*overrides, hydra_cfg=False):
@@ -34,7 +34,8 @@ def test_child_command_is_this_job_not_the_sweep(tmp_path, monkeypatch):
     cfg = compose_train("trainer=ddp_cpu", "seed=2", "assigner=independent", hydra_cfg=True)
     cfg.hydra.runtime.output_dir = str(tmp_path / "sweep" / "3")
     cfg.hydra.runtime.cwd = str(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["/venv/bin/yolov7-train", "-m", "seed=1,2", "assigner=independent,lead_guided"])
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/yolov7-train", "-m", "--config-dir", "/my/conf", "seed=1,2",
+                                      "assigner=independent,lead_guided"])
     monkeypatch.setattr(sys.modules["__main__"], "__spec__", None)  # a console script, as yolov7-train is
     HydraConfig.instance().set_config(cfg)
     try:
@@ -44,6 +45,11 @@ def test_child_command_is_this_job_not_the_sweep(tmp_path, monkeypatch):
     assert command[:2] == [sys.executable, "/venv/bin/yolov7-train"]
     args = command[2:]
     assert "-m" not in args and "seed=1,2" not in args
-    assert args[:3] == ["trainer=ddp_cpu", "seed=2", "assigner=independent"]
+    assert args[:5] == ["--config-dir", "/my/conf", "trainer=ddp_cpu", "seed=2", "assigner=independent"]
     assert f'hydra.run.dir="{tmp_path / "sweep" / "3"}"' in args and "hydra.output_subdir=null" in args
     assert "hydra.job.name=train_ddp_process_1" in args and cwd == str(tmp_path)
+
+
+def test_config_flags_keep_the_chosen_config_only():
+    argv = ["-m", "-cn", "mine", "--config-path=/c", "seed=1,2", "--cfg", "job", "-cd", "/extra"]
+    assert config_flags(argv) == ["-cn", "mine", "--config-path=/c", "-cd", "/extra"]

@@ -33,6 +33,20 @@ from ..atomic import atomic_write_json
 log = logging.getLogger(__name__)
 
 
+CONFIG_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd")
+
+
+def config_flags(argv: Sequence[str]) -> list[str]:
+    """The Hydra options of ``argv`` that choose the config (``-cn x``, ``--config-dir=y``, ...)."""
+    kept, args = [], list(argv)
+    for i, arg in enumerate(args):
+        if arg in CONFIG_FLAGS and i + 1 < len(args):
+            kept += [arg, args[i + 1]]
+        elif arg.split("=", 1)[0] in CONFIG_FLAGS and "=" in arg:
+            kept.append(arg)
+    return kept
+
+
 def hydra_job_command(local_rank: int) -> tuple[Sequence[str], str]:
     """The command of local rank ``local_rank`` of the running Hydra job, and its working directory."""
     from hydra.core.hydra_config import HydraConfig
@@ -43,6 +57,7 @@ def hydra_job_command(local_rank: int) -> tuple[Sequence[str], str]:
     hydra_cfg = HydraConfig.get()
     spec = getattr(__main__, "__spec__", None)
     command = [sys.executable, "-m", spec.name] if spec is not None else [sys.executable, os.path.abspath(sys.argv[0])]
+    command += config_flags(sys.argv[1:])  # --config-dir / --config-path / --config-name, as given
     command += list(hydra_cfg.overrides.task)  # this job's overrides only: no -m, no sweep lists
     command += [f'hydra.run.dir="{hydra_cfg.runtime.output_dir}"', f"hydra.job.name=train_ddp_process_{local_rank}",
                 "hydra.output_subdir=null"]
