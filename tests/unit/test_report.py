@@ -142,3 +142,10 @@ def test_cli_positional_with_wandb(tmp_path):
     assert not (tmp_path / "outputs").exists() and not (tmp_path / ".hydra").exists()  # Hydra writes nothing else
     again = collect(root)  # the W&B folder inside the multirun is not mistaken for a job
     assert len(again.jobs) == 5 and len(again.skipped) == 1
+
+
+def test_one_seed_has_no_std():
+    from yolov7_lightning.report.table import mean_std, pm
+
+    assert mean_std([0.5, None]) == (0.5, None)  # one value: the sample std is undefined, not 0
+    assert pm(0.5, None) == "0.5000" and pm(0.5, 0.01) == "0.5000 ± 0.0100" and pm(None, None) == "-"

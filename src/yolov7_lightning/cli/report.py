@@ -18,6 +18,7 @@ from typing import Sequence
 from omegaconf import DictConfig
 
 from ..report import write_report
+from ..report.table import pm
 from ..report.wandb_log import log_report, used_wandb
 from .app import hydra_app
 
@@ -45,8 +46,7 @@ def run(cfg: DictConfig) -> dict:
     n, skipped = len(report.rows), len(report.collection.skipped)
     print(f"{n} jobs, {len(report.groups)} arms" + (f", {skipped} skipped (no metrics.json)" if skipped else ""))
     for g in report.groups:
-        mean, std = g["map_mean"], g["map_std"]
-        shown = "-" if mean is None else f"{mean:.4f} ± {std:.4f}"
+        shown = pm(g["map_mean"], g["map_std"])
         print(f"  {g['arm']:<40}  n={g['n']}  mAP@.5:.95 {shown}")
     want = cfg.wandb if cfg.wandb is not None else used_wandb(report.collection.jobs)
     if want:

@@ -60,11 +60,11 @@ def job_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
 
 
 def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation (n - 1) of the values that exist; std 0 for one value."""
+    """Mean and sample standard deviation (n - 1) of the values that exist; no std for one value."""
     xs = [x for x in values if x is not None]
     if not xs:
         return None, None
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)
 
 
 def group_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -105,8 +105,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def _pm(mean: float | None, std: float | None) -> str:
-    return "-" if mean is None else f"{mean:.4f} ± {std:.4f}"
+def pm(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
 
 
 def _md(header: Sequence[str], body: Iterable[Sequence[str]]) -> str:
@@ -124,8 +126,8 @@ def to_markdown(rows: Sequence[dict[str, Any]], groups: Sequence[dict[str, Any]]
     parts += ["## Per arm (mean ± sample std over seeds)", "", _md(
         ["arm", "n", "mAP@.5:.95", "mAP@.5", "fitness", "params (train)", "params (deploy)", "GFLOPs (train)",
          "GFLOPs (deploy)", "train s (mean)"],
-        ([g["arm"], g["n"], _pm(g["map_mean"], g["map_std"]), _pm(g["map50_mean"], g["map50_std"]),
-          _pm(g["fitness_mean"], g["fitness_std"]), _fmt(g["params_train"]), _fmt(g["params_deploy"]),
+        ([g["arm"], g["n"], pm(g["map_mean"], g["map_std"]), pm(g["map50_mean"], g["map50_std"]),
+          pm(g["fitness_mean"], g["fitness_std"]), _fmt(g["params_train"]), _fmt(g["params_deploy"]),
           _fmt(g["gflops_train"], 2), _fmt(g["gflops_deploy"], 2), _fmt(g["train_seconds_mean"], 0)] for g in groups)),
         "", "## Per job", "", _md(
         ["job", "arm", "seed", "mAP@.5:.95", "mAP@.5", "epochs", "params (train)", "GFLOPs (train)", "train s",
