@@ -18,14 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.test_train import SMALL
 from yolov7_lightning.models import build_model
 from yolov7_lightning.models.summary import summarize
 
-SMALL = [
-    "data.source.num_train=24", "data.source.num_val=8", "data.source.image_size=128", "data.img_size=128",
-    "data.batch_size=8", "data.num_workers=0", "schedule.warmup_min_iters=0", "schedule.warmup_epochs=0",
-    "optim.nominal_batch=8", "trainer.log_every_n_steps=1",
-]
 NUM_IMAGES = 3
 
 
