@@ -37,7 +37,7 @@ def plain(cfg) -> dict:
 
 
 def build(cfg: DictConfig, out_dir: Path):
-    """(datamodule, module, trainer) from a composed ``train`` config."""
+    """(datamodule, module, trainer, model summary) from a composed ``train`` config."""
     arch_stride = max(get_arch(cfg.model.variant).strides)
     datamodule = instantiate(cfg.data, augment=cfg.augment, stride=arch_stride, seed=cfg.seed)
     datamodule.prepare_data()
@@ -52,6 +52,7 @@ def build(cfg: DictConfig, out_dir: Path):
                           names=list(datamodule.names), category_ids=[int(c) for c in datamodule.category_ids])
     if model_cfg.get("weights"):
         load_pretrained(module.model, model_cfg["weights"])
+    summary = summarize(module.model)  # params and GFLOPs at the variant's nominal size (the paper's tables)
     ckpt_dir = out_dir / "checkpoints"
     callbacks = [  # best by fitness; last after every epoch (Lightning's save_last follows the top-k saves only)
         ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/fitness", mode="max", save_top_k=1,
@@ -71,18 +72,17 @@ def build(cfg: DictConfig, out_dir: Path):
         callbacks.append(ValidationVisuals(every_n_epochs=cfg.visuals.every_n_epochs, num_images=cfg.visuals.num_images))
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     if logger:  # the resolved config and the model's params/GFLOPs, to every logger
-        callbacks.append(LogRunInfo(config=plain(cfg)))
+        callbacks.append(LogRunInfo(config=plain(cfg), summary=summary))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()],
                           default_root_dir=str(out_dir))
-    return datamodule, module, trainer
+    return datamodule, module, trainer, summary
 
 
 def run(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
-    datamodule, module, trainer = build(cfg, out_dir)
-    model_summary = summarize(module.model)  # params and GFLOPs at the variant's nominal size (the paper's tables)
+    datamodule, module, trainer, model_summary = build(cfg, out_dir)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     seconds = time.perf_counter() - start

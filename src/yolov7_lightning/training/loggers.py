@@ -60,9 +60,16 @@ def _multirun(hydra_cfg: DictConfig) -> bool:
     return str(getattr(mode, "name", mode)).upper().endswith("MULTIRUN")
 
 
+def _current(hydra_cfg: DictConfig | None) -> DictConfig | None:
+    """``hydra_cfg``, else the running job's Hydra config, else None (outside Hydra)."""
+    if hydra_cfg is not None:
+        return hydra_cfg
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
 def run_name(hydra_cfg: DictConfig | None = None) -> str | None:
     """The W&B run name of the current Hydra job (see the module docstring); None outside Hydra."""
-    hydra_cfg = hydra_cfg if hydra_cfg is not None else (HydraConfig.get() if HydraConfig.initialized() else None)
+    hydra_cfg = _current(hydra_cfg)
     if hydra_cfg is None:
         return None
     overrides = [str(o) for o in hydra_cfg.overrides.task]
@@ -79,7 +86,7 @@ def run_name(hydra_cfg: DictConfig | None = None) -> str | None:
 
 def run_group(hydra_cfg: DictConfig | None = None) -> str | None:
     """The sweep folder's name in a multirun, else None."""
-    hydra_cfg = hydra_cfg if hydra_cfg is not None else (HydraConfig.get() if HydraConfig.initialized() else None)
+    hydra_cfg = _current(hydra_cfg)
     if hydra_cfg is None or not _multirun(hydra_cfg):
         return None
     return Path(str(hydra_cfg.sweep.dir)).name

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
-
-from ...models.summary import summarize
-
-log = logging.getLogger(__name__)
 
 __all__ = ["SUMMARY_KEYS", "LogRunInfo"]
 
@@ -23,24 +18,17 @@ class LogRunInfo(L.Callback):
     ``model_summary`` (``models.summary.summarize``: params and GFLOPs of the training and deploy
     forms at the variant's nominal size) go to every logger's ``log_hyperparams`` (W&B: the run
     config; CSV: ``hparams.yaml``; TensorBoard: the HPARAMS tab). W&B also gets the four numbers in
-    the run summary as ``model/params_train``, ``model/gflops_train``, ...; ``summary`` holds them."""
+    the run summary as ``model/params_train``, ``model/gflops_train``, .... ``summary`` is computed
+    once by the caller (the train CLI also writes it to ``metrics.json``)."""
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        self.config = dict(config or {})
-        self.summary: dict[str, Any] | None = None
+    def __init__(self, config: dict[str, Any], summary: dict[str, Any]):
+        self.config, self.summary = dict(config), dict(summary)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or not trainer.loggers:
             return
-        try:
-            self.summary = summarize(pl_module.model)
-        except Exception:  # the run goes on without the counts
-            log.exception("model summary failed; params/GFLOPs are not logged")
-            self.summary = None
-        params = {**self.config, **dict(pl_module.hparams)}
-        if self.summary is not None:
-            params["model_summary"] = self.summary
+        params = {**self.config, **dict(pl_module.hparams), "model_summary": self.summary}
         for logger in trainer.loggers:
             logger.log_hyperparams(params)
-            if isinstance(logger, WandbLogger) and self.summary is not None:
+            if isinstance(logger, WandbLogger):
                 logger.experiment.summary.update({f"model/{k}": self.summary[k] for k in SUMMARY_KEYS})
