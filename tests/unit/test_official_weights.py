@@ -36,8 +36,8 @@ TORCH_NN = {"conv": nn.Conv2d, "bn": nn.BatchNorm2d, "m": nn.ModuleList, "m2": n
             "im": nn.ModuleList, "rbr_dense": nn.Sequential, "rbr_1x1": nn.Sequential}
 
 
-# Key -> shape of every tensor of the 14 official configs (training/deploy x 7 variants), taken
-# from shared/reference/official-layers/ (measured on the official code) and shipped compressed.
+# Key -> shape of every tensor of the 14 official configs (training/deploy x 7 variants), measured
+# on the official YOLOv7 implementation and shipped compressed.
 OFFICIAL_KEYS = Path(__file__).resolve().parents[1] / "fixtures" / "official_keys.json.gz"
 
 

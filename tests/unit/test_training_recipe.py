@@ -83,7 +83,8 @@ def test_non_finite_losses_are_skipped_then_stop_the_run():
     module = YOLOv7Module(
         model={"_target_": "yolov7_lightning.models.build_model", "variant": "yolov7-tiny", "num_classes": 2},
         loss={"_target_": "yolov7_lightning.loss.YOLOv7Loss", "_partial_": True},
-        assigner={"_target_": "yolov7_lightning.assign.Assigner"}, optim={"max_nonfinite": 3}, schedule={})
+        assigner={"_target_": "yolov7_lightning.assign.Assigner", "strategy": "lead_only"}, optim={"max_nonfinite": 3},
+        schedule={})
     comps = {"lead/box": torch.tensor(float("nan")), "lead/obj": torch.tensor(0.1)}
     assert module._check_finite(torch.tensor(1.0), comps)
     assert not module._check_finite(torch.tensor(float("nan")), comps)

@@ -1,13 +1,15 @@
 """The label-assignment strategies of the paper (section 4.2, Figure 5, Table 6).
 
 * ``lead_only``: no aux head: the lead head is assigned from its own predictions, 3-cell rule,
-  top-10 (the official ``ComputeLossOTA``).
+  top-10 (the official ``ComputeLossOTA``; the ``lead`` rule of ``conf/assigner/lead_only.yaml``).
 * ``independent``: each head is assigned from its own predictions with the fine rule.
 * ``lead_guided``: both heads get the fine labels built from the lead head's predictions.
 * ``coarse_to_fine`` (official ``ComputeLossAuxOTA``): from the lead head's predictions, fine
   labels (3-cell, top-20) for the lead and coarse labels (5-cell, top-20) for the aux head.
 
-A model without an aux head always uses ``lead_only``.
+The model and the strategy must agree: ``lead_only`` for a model without an aux head, any other
+strategy for a model with one (``check_heads``; the config derives ``model.aux_head`` from the
+strategy, so a run records what it ran).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .candidates import Candidates, find_candidates
 from .simota import Assignment, decode_candidates, gather_predictions, simota
 from .targets import PaddedTargets, pad_targets
 
-STRATEGIES = ("independent", "lead_guided", "coarse_to_fine")
+STRATEGIES = ("lead_only", "independent", "lead_guided", "coarse_to_fine")
 COARSE_BOUNDS = ("decoder", "distance", "none")
 
 
@@ -59,7 +61,6 @@ class Assigner:
     strategy: str = "coarse_to_fine"
     lead: HeadRule = field(default_factory=lambda: HeadRule(0.5, 20))
     aux: HeadRule = field(default_factory=lambda: HeadRule(1.0, 20))
-    lead_only: HeadRule = field(default_factory=lambda: HeadRule(0.5, 10))
     iou_weight: float = 3.0
     cls_weight: float = 1.0
     anchor_t: float = 4.0
@@ -72,7 +73,7 @@ class Assigner:
             raise ValueError(f"unknown assigner strategy {self.strategy!r}; valid: {', '.join(STRATEGIES)}")
         if self.coarse_bound not in COARSE_BOUNDS:
             raise ValueError(f"unknown coarse_bound {self.coarse_bound!r}; valid: {', '.join(COARSE_BOUNDS)}")
-        for name in ("lead", "aux", "lead_only"):
+        for name in ("lead", "aux"):
             rule = getattr(self, name)
             if not isinstance(rule, HeadRule):
                 setattr(self, name, HeadRule(**rule))
@@ -91,9 +92,10 @@ class Assigner:
                  strides: list[int]) -> AssignResult:
         """``targets [N, 6]`` (image, class, cx, cy, w, h) in input pixels; ``anchors [L, A, 2]``
         in grid units (``model.detect.anchors``)."""
+        check_heads(self.strategy, outputs.aux is not None)
         padded = pad_targets(targets, outputs.lead[0].shape[0])
         if outputs.aux is None:
-            return AssignResult(padded, self._assign(outputs.lead, padded, self.lead_only, anchors, strides), None)
+            return AssignResult(padded, self._assign(outputs.lead, padded, self.lead, anchors, strides), None)
         lead = self._assign(outputs.lead, padded, self.lead, anchors, strides)
         if self.strategy == "lead_guided":
             aux = lead
@@ -102,3 +104,25 @@ class Assigner:
         else:
             aux = self._assign(outputs.lead, padded, self.aux, anchors, strides)
         return AssignResult(padded, lead, aux)
+
+
+def check_heads(strategy: str, aux_head: bool, variant: str = "the model") -> None:
+    """Stop when the strategy and the model's heads disagree (a run must do what its config says)."""
+    if strategy == "lead_only" and aux_head:
+        raise ValueError(f"assigner 'lead_only' assigns the lead head only, but {variant} has the auxiliary head "
+                         "(model.aux_head=true): drop the model.aux_head override (it follows the assigner) or "
+                         "choose an aux strategy: assigner=coarse_to_fine | lead_guided | independent")
+    if strategy != "lead_only" and not aux_head:
+        raise ValueError(f"assigner {strategy!r} needs the auxiliary head, but {variant} has none "
+                         "(model.aux_head=false): drop the model.aux_head override (it follows the assigner) or "
+                         "choose assigner=lead_only")
+
+
+def upgrade_legacy_config(cfg: dict, aux_head: bool) -> dict:
+    """Checkpoints written before ``lead_only`` was a strategy carry a ``lead_only`` rule and an aux
+    strategy even for models without an aux head; what ran there was lead-only OTA with that rule."""
+    cfg = dict(cfg)
+    legacy = cfg.pop("lead_only", None)
+    if legacy is not None and not aux_head:
+        cfg["strategy"], cfg["lead"] = "lead_only", legacy
+    return cfg

@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from ..assign import check_heads
 from ..atomic import atomic_write_json
 from ..models import get_arch
 from ..models.summary import summarize
@@ -38,7 +39,10 @@ def plain(cfg) -> dict:
 
 def build(cfg: DictConfig, out_dir: Path):
     """(datamodule, module, trainer, model summary) from a composed ``train`` config."""
-    arch_stride = max(get_arch(cfg.model.variant).strides)
+    arch = get_arch(cfg.model.variant)
+    aux_head = arch.aux_default if cfg.model.aux_head is None else cfg.model.aux_head
+    check_heads(cfg.assigner.strategy, aux_head, arch.name)  # before any data work: the config says what runs
+    arch_stride = max(arch.strides)
     datamodule = instantiate(cfg.data, augment=cfg.augment, stride=arch_stride, seed=cfg.seed)
     datamodule.prepare_data()
     model_cfg = plain(cfg.model)

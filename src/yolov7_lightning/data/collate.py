@@ -1,4 +1,4 @@
-"""The Batch contract (DESIGN.md) and the collate function.
+"""The Batch contract (docs/data.md) and the collate function.
 
 ``images``  float32 [B, 3, H, W] in [0, 1] (uint8 when the DataModule defers the conversion to
             the device with ``transfer_uint8``; Lightning then sees float32 after transfer).
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
-import numpy as np
 import torch
 
 from .letterbox import Letterbox
@@ -50,11 +49,6 @@ class Batch(TypedDict):
     images: torch.Tensor
     targets: torch.Tensor
     meta: list[ImageMeta]
-
-
-def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
-    b = np.asarray(boxes, np.float32).reshape(-1, 4)
-    return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
 
 
 def collate(samples: list[Sample], float_images: bool = True) -> Batch:

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .collate import ImageMeta, Sample, xyxy_to_cxcywh
+from ..boxes import xyxy_to_cxcywh
+from .collate import ImageMeta, Sample
 from .config import AugmentConfig
 from .image_io import ImageCache, decode_image, resize_to_fit
 from .pipeline import Pipeline

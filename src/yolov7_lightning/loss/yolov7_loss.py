@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..assign.assigner import Assigner, HeadAssignment
+from ..assign.assigner import Assigner, HeadAssignment, HeadRule
 from ..assign.simota import gather_predictions, level_index
 from ..assign.targets import PaddedTargets
 from ..boxes import ciou
@@ -36,15 +36,23 @@ def scaled_gains(box: float, obj: float, cls: float, levels: int, num_classes: i
     return box * f, obj * (image_size / 640) ** 2 * f, cls * num_classes / 80 * f
 
 
+def default_assigner(aux_head: bool) -> Assigner:
+    """The official assigner for a model with / without the aux head: coarse-to-fine
+    (``ComputeLossAuxOTA``) or lead-only OTA, 3-cell, top-10 (``ComputeLossOTA``)."""
+    return Assigner() if aux_head else Assigner(strategy="lead_only", lead=HeadRule(0.5, 10))
+
+
 class YOLOv7Loss(nn.Module):
-    """``loss(outputs: HeadOutputs, targets [N, 6] pixels, anchors [L, A, 2] grid units) -> LossOutput``."""
+    """``loss(outputs: HeadOutputs, targets [N, 6] pixels, anchors [L, A, 2] grid units) -> LossOutput``.
+
+    Without ``assigner``: the official one for the heads it is given (``default_assigner``)."""
 
     def __init__(self, num_classes: int, strides: list[int] | tuple[int, ...], assigner: Assigner | None = None,
                  box: float = 0.05, obj: float = 0.7, cls: float = 0.3, balance: list[float] | None = None,
                  label_smoothing: float = 0.0, image_size: int = 640):
         super().__init__()
         self.nc, self.strides = num_classes, list(strides)
-        self.assigner = assigner or Assigner()
+        self.assigner = assigner
         nl = len(self.strides)
         self.balance = list(balance) if balance else list(BALANCE.get(nl, BALANCE_DEFAULT[:nl]))
         if len(self.balance) != nl:
@@ -53,6 +61,8 @@ class YOLOv7Loss(nn.Module):
         self.cp, self.cn = 1.0 - label_smoothing / 2, label_smoothing / 2
 
     def forward(self, outputs: HeadOutputs, targets: torch.Tensor, anchors: torch.Tensor) -> LossOutput:
+        if self.assigner is None:
+            self.assigner = default_assigner(outputs.aux is not None)
         result = self.assigner(outputs, targets, anchors, self.strides)
         lead = self.head_loss(outputs.lead, result.lead, result.targets, anchors)
         comps = {"lead/box": lead[0], "lead/obj": lead[1], "lead/cls": lead[2]}

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
+from ..assign import check_heads, upgrade_legacy_config
 from ..eval import make_evaluator, non_max_suppression
 from .optim import LRLambda, WarmUp, accumulation, build_optimizer
 
@@ -49,8 +50,10 @@ class YOLOv7Module(L.LightningModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.model = instantiate(model)
+        assigner = instantiate(upgrade_legacy_config(assigner, self.model.aux_head))
+        check_heads(assigner.strategy, self.model.aux_head, self.model.arch.name)  # the config says what runs
         self.loss_fn = instantiate(loss)(num_classes=self.model.num_classes, strides=list(self.model.arch.strides),
-                                         assigner=instantiate(assigner), image_size=image_size)
+                                         assigner=assigner, image_size=image_size)
         self.optim_cfg, self.schedule_cfg = dict(optim), dict(schedule)
         self.eval_cfg = dict(evaluation or {})
         self.warmup = WarmUp(self.schedule_cfg.get("warmup_epochs", 3.0), self.schedule_cfg.get("warmup_min_iters", 1000),
