@@ -29,15 +29,20 @@ def options_from_config(cfg: DictConfig) -> ExportOptions:
                          dynamic_size=bool(cfg.dynamic_size), opset=int(cfg.opset), nms=bool(cfg.nms),
                          conf_thres=float(cfg.conf_thres), iou_thres=float(cfg.iou_thres), max_det=int(cfg.max_det),
                          multi_label=bool(cfg.multi_label), check_batch=int(cfg.check_batch),
-                         tolerances=Tolerances(float(tol.get("box_px", 1e-3)), float(tol.get("score", 1e-4))))
+                         tolerances=Tolerances(float(tol.get("box_px", Tolerances.box_px)),
+                                               float(tol.get("box_rel", Tolerances.box_rel)),
+                                               float(tol.get("score", Tolerances.score))))
 
 
 def run(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else Path(HydraConfig.get().runtime.output_dir)
     report = export(cfg.ckpt, out_dir, options_from_config(cfg))
     for name, check in report["checks"].items():
-        extra = f", {check['matched']} detections matched" if "matched" in check else ""
-        print(f"{name:<28} boxes {check['boxes_px']:.2e} px  scores {check['scores']:.2e}{extra}  ok")
+        if "identical" in check:
+            print(f"{name:<36} {check['identical']} of {check['reference_detections']} detections identical  ok")
+        else:
+            print(f"{name:<36} boxes {check['boxes_px']:.2e} px ({check.get('boxes_vs_tolerance', 0):.2f} of "
+                  f"tolerance)  scores {check['scores']:.2e}  ok")
     for kind, path in report["outputs"].items():
         print(f"{kind:<12} {path}")
     print(f"outputs: {out_dir}")

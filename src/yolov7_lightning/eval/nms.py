@@ -5,7 +5,8 @@ Facts followed (official ``utils/general.py:non_max_suppression``, see docs/eval
 1. rows with objectness ``<= conf_thres`` are dropped first;
 2. score = objectness x class probability (for ``nc == 1`` the score is the objectness alone);
 3. ``multi_label``: every (box, class) pair with score ``> conf_thres`` is a detection, otherwise
-   only the best class of each box;
+   only the best class of each box (one class: the first maximum, the lowest class id, when
+   classes tie exactly, as ``torch.max``; the ONNX end-to-end graph selects the same);
 4. optional class filter; if more than ``max_nms`` pairs remain, the top ``max_nms`` by score;
 5. class-aware NMS (``agnostic``: class-blind) at ``iou_thres``;
 6. at most ``max_det`` detections per image, highest scores first.

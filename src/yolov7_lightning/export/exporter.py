@@ -1,17 +1,21 @@
 """``export``: one source -> deploy checkpoint / ONNX / TorchScript, each checked, plus ``export_report.json``.
 
-Checks (all on the same seeded random images, fp32, CPU):
+Checks (fp32, CPU; model outputs within the tolerances, NMS outputs exactly, see :mod:`.check`), on
+seeded scene-like check images (:func:`~.inputs.check_images`):
 
 - ``fused_vs_unfused``: deploy form vs training form in PyTorch (absent for a deploy-checkpoint source);
-- ``onnx_vs_pytorch`` (graph without NMS): ONNX Runtime vs the PyTorch deploy form; with a dynamic
-  batch also ``onnx_batch1_vs_batchN`` (image 0 alone vs in the batch); with a dynamic size also
-  ``onnx_vs_pytorch_<h>x<w>`` at a second, non-square size;
-- ``onnx_nms_vs_torchvision`` (graph with NMS): its detections vs
-  :func:`yolov7_lightning.eval.non_max_suppression` (torchvision) on the PyTorch predictions of the
-  same images, matched per image and class (see :func:`~.check.match_detections`);
+- ``onnx_vs_pytorch``: the graph's ``predictions`` (with NMS: the tensor the NMS part starts from)
+  vs the PyTorch deploy form; with a dynamic batch also ``onnx_batch1_vs_batchN`` (image 0 alone vs
+  in the batch); with a dynamic size also ``onnx_vs_pytorch_<h>x<w>`` at a second, non-square size;
+- with NMS, ``onnx_nms_vs_torchvision`` (and ``..._batch1``, ``..._<h>x<w>``): the graph's detections
+  vs :func:`yolov7_lightning.eval.non_max_suppression` (torchvision) on the graph's own predictions
+  of the same run: identical inputs, so exact; and ``onnx_nms_synthetic_vs_torchvision``: the NMS
+  part of the graph alone vs the same function on :func:`~.inputs.synthetic_predictions`, which
+  exercise NMS whatever the weights;
 - ``torchscript_vs_pytorch``.
 
-The report is written before a failure is raised, so a failed export leaves its evidence behind.
+Each check records the inputs it used and the tolerance it applied. The report is written before a
+failure is raised, so a failed export leaves its evidence behind.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from typing import Any
 import torch
 
 from ..eval.nms import non_max_suppression
-from .check import Tolerances, match_detections, prediction_diff, raise_on_failure
+from .check import Tolerances, compare_detections, prediction_diff, raise_on_failure
 from .deploy import ExportSource, load_source, save_deploy
+from .inputs import check_images, saturation, synthetic_predictions
 from .nms import split_detections
-from .onnx_export import export_onnx, onnx_session
+from .onnx_export import export_onnx, nms_part, onnx_session, with_predictions_output
 
 FORMATS = ("deploy", "onnx", "torchscript")
 REPORT_NAME = "export_report.json"
@@ -73,7 +78,12 @@ def _size(options: ExportOptions, source: ExportSource) -> tuple[int, int]:
 
 
 def _images(n: int, h: int, w: int, seed: int) -> torch.Tensor:
-    return torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
+    return check_images(n, h, w, seed)
+
+
+def _describe(x: torch.Tensor, seed: int) -> str:
+    n, _, h, w = x.shape
+    return f"{n} check image{'s' if n > 1 else ''} {h}x{w} (seed {seed})"
 
 
 def export(source: str | Path | ExportSource, out_dir: str | Path, options: ExportOptions | None = None,
@@ -102,14 +112,17 @@ def export(source: str | Path | ExportSource, out_dir: str | Path, options: Expo
     }
     with torch.no_grad():
         ref = deploy(x)
+        report["check_images"] = {"count": batch, "size": [h, w], "seed": options.seed, "kind": "scenes",
+                                  "saturated_objectness": saturation(ref)}
         if not src.fused:
-            report["checks"]["fused_vs_unfused"] = prediction_diff(src.model(x), ref, tol)
+            report["checks"]["fused_vs_unfused"] = prediction_diff(
+                src.model(x), ref, tol, f"{_describe(x, options.seed)}: training form (reference) vs deploy form, PyTorch")
     if "deploy" in options.formats:
         report["outputs"]["deploy"] = str(save_deploy(src, out_dir / options.names["deploy"], deploy))
     if "onnx" in options.formats:
         _export_onnx(src, deploy, x, ref, out_dir / options.names["onnx"], options, report)
     if "torchscript" in options.formats:
-        _export_torchscript(deploy, x, ref, out_dir / options.names["torchscript"], tol, report)
+        _export_torchscript(deploy, x, ref, out_dir / options.names["torchscript"], tol, report, options.seed)
     report["passed"] = all(c.get("passed", True) for c in report["checks"].values())
     report["seconds"] = round(time.perf_counter() - t0, 2)
     (out_dir / REPORT_NAME).write_text(json.dumps(report, indent=2))
@@ -130,34 +143,59 @@ def _export_onnx(src: ExportSource, deploy: torch.nn.Module, x: torch.Tensor, re
     export_onnx(deploy, path, x, opset=options.opset, dynamic_batch=options.dynamic_batch,
                 dynamic_size=options.dynamic_size, nms=nms, metadata=meta)
     report["outputs"]["onnx"] = str(path)
-    session = onnx_session(path)
-    run = lambda images: torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
     checks = report["checks"]
-    if nms is None:
-        got = run(x)
-        checks["onnx_vs_pytorch"] = prediction_diff(ref, got, tol)
-        if options.dynamic_batch and len(x) > 1:
-            checks["onnx_batch1_vs_batchN"] = prediction_diff(got[:1], run(x[:1]), tol)
-        if options.dynamic_size:
-            s = deploy.max_stride
-            x2 = _images(1, h + s, w + 2 * s, options.seed + 1) if options.dynamic_batch else \
-                _images(len(x), h + s, w + 2 * s, options.seed + 1)
-            with torch.no_grad():
-                checks[f"onnx_vs_pytorch_{h + s}x{w + 2 * s}"] = prediction_diff(deploy(x2), run(x2), tol)
-        return
-    want = non_max_suppression(ref, options.conf_thres, options.iou_thres, multi_label=options.multi_label,
-                               max_det=options.max_det)
-    got = run(x)
-    checks["onnx_nms_vs_torchvision"] = match_detections(want, split_detections(got, len(x)), tol, options.max_det,
-                                                         options.conf_thres)
+    session = onnx_session(path if nms is None else with_predictions_output(path))
+
+    def run(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(predictions, detections or None) of the graph for ``images``."""
+        outs = session.run(["predictions"] + (["detections"] if nms else []), {"images": images.numpy()})
+        return torch.from_numpy(outs[0]), (torch.from_numpy(outs[1]) if nms else None)
+
+    def nms_checks(suffix: str, pred: torch.Tensor, det: torch.Tensor | None, what: str) -> None:
+        if det is not None:
+            checks[f"onnx_nms_vs_torchvision{suffix}"] = compare_detections(
+                _reference_nms(pred, options), split_detections(det, len(pred)), options.max_det,
+                f"the graph's own predictions of {what}: its NMS vs non_max_suppression (torchvision)")
+
+    what = _describe(x, options.seed)
+    pred, det = run(x)
+    checks["onnx_vs_pytorch"] = prediction_diff(ref, pred, tol, f"{what}: PyTorch deploy form vs ONNX Runtime")
+    nms_checks("", pred, det, what)
     if options.dynamic_batch and len(x) > 1:
-        one = split_detections(run(x[:1]), 1)
-        checks["onnx_nms_batch1_vs_batchN"] = match_detections(split_detections(got, len(x))[:1], one, tol,
-                                                               options.max_det, options.conf_thres)
+        pred1, det1 = run(x[:1])
+        checks["onnx_batch1_vs_batchN"] = prediction_diff(pred[:1], pred1, tol,
+                                                          f"image 0 of the {what}: in the batch vs alone, ONNX Runtime")
+        nms_checks("_batch1", pred1, det1, f"image 0 of the {what} alone")
+    if options.dynamic_size:
+        s = deploy.max_stride
+        n2 = 1 if options.dynamic_batch else len(x)
+        x2 = _images(n2, h + s, w + 2 * s, options.seed + 1)
+        what2 = _describe(x2, options.seed + 1)
+        with torch.no_grad():
+            ref2 = deploy(x2)
+        pred2, det2 = run(x2)
+        checks[f"onnx_vs_pytorch_{h + s}x{w + 2 * s}"] = prediction_diff(
+            ref2, pred2, tol, f"{what2}: PyTorch deploy form vs ONNX Runtime")
+        nms_checks(f"_{h + s}x{w + 2 * s}", pred2, det2, what2)
+    if nms is not None:
+        synth = synthetic_predictions(len(x), pred.shape[1], deploy.num_classes, h, w, options.conf_thres,
+                                      options.iou_thres, options.seed)
+        part = onnx_session(nms_part(path))
+        got = torch.from_numpy(part.run(["detections"], {"predictions": synth.numpy()})[0])
+        checks["onnx_nms_synthetic_vs_torchvision"] = compare_detections(
+            _reference_nms(synth, options), split_detections(got, len(synth)), options.max_det,
+            f"synthetic predictions {list(synth.shape)} (seed {options.seed}): the graph's NMS part vs "
+            "non_max_suppression (torchvision)")
+
+
+def _reference_nms(pred: torch.Tensor, options: ExportOptions) -> list[torch.Tensor]:
+    """``non_max_suppression`` with the graph's options and no ``max_nms`` cap (the graph has none)."""
+    return non_max_suppression(pred, options.conf_thres, options.iou_thres, multi_label=options.multi_label,
+                               max_det=options.max_det, max_nms=max(1, pred.shape[1] * (pred.shape[2] - 5)))
 
 
 def _export_torchscript(deploy: torch.nn.Module, x: torch.Tensor, ref: torch.Tensor, path: Path, tol: Tolerances,
-                        report: dict[str, Any]) -> None:
+                        report: dict[str, Any], seed: int = 0) -> None:
     import warnings
 
     with warnings.catch_warnings(), torch.no_grad():
@@ -167,4 +205,5 @@ def _export_torchscript(deploy: torch.nn.Module, x: torch.Tensor, ref: torch.Ten
         loaded = torch.jit.load(str(path))
         got = loaded(x)
     report["outputs"]["torchscript"] = str(path)
-    report["checks"]["torchscript_vs_pytorch"] = prediction_diff(ref, got, tol)
+    report["checks"]["torchscript_vs_pytorch"] = prediction_diff(ref, got, tol,
+                                                                 f"{_describe(x, seed)}: PyTorch deploy form vs TorchScript")

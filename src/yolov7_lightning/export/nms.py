@@ -6,11 +6,15 @@ score, class (all float32), sorted by batch index, then by decreasing score; at 
 per image. It follows the protocol of :func:`yolov7_lightning.eval.non_max_suppression`:
 score = objectness x class probability (objectness alone when ``nc == 1``), kept when
 ``> conf_thres``, class-aware NMS at ``iou_thres``; ``multi_label`` keeps every (box, class) pair,
-otherwise only each box's best class. Differences: no ``max_nms`` candidate cap, and ties in score
-may order differently.
+otherwise only each box's best class: exactly one, the first maximum (lowest class id) when classes
+tie, as ``torch.max`` in the PyTorch path. Differences: no ``max_nms`` candidate cap, and detections
+whose scores tie exactly at the ``max_det`` cut may be chosen differently.
 
 In PyTorch the suppression runs with torchvision (so the wrapper is usable and testable as is); in
 ONNX export it becomes one ``NonMaxSuppression`` node (opset >= 11) over ``scores [B, nc, N]``.
+:class:`Select` is the NMS stage alone (``predictions`` -> ``detections``): the ONNX end-to-end graph
+is the model's graph followed by the graph of :class:`Select` (see :mod:`.onnx_export`), so the NMS
+part can be run and checked on its own.
 """
 
 from __future__ import annotations
@@ -54,31 +58,30 @@ class _NonMaxSuppression(torch.autograd.Function):
                     center_point_box_i=0)
 
 
-class EndToEnd(nn.Module):
-    """``model`` + NMS: images ``[B, 3, H, W]`` -> ``detections [K, 7]`` (see the module docstring)."""
+def check_nms_options(conf_thres: float, iou_thres: float, max_det: int) -> None:
+    if not 0 <= conf_thres < 1 or not 0 < iou_thres <= 1 or max_det < 1:
+        raise ValueError(f"need 0 <= conf_thres < 1, 0 < iou_thres <= 1, max_det >= 1 "
+                         f"(got {conf_thres}, {iou_thres}, {max_det})")
 
-    def __init__(self, model: nn.Module, conf_thres: float = 0.25, iou_thres: float = 0.45, max_det: int = 300,
+
+class Select(nn.Module):
+    """The NMS stage: decoded predictions ``[B, N, 5 + nc]`` -> ``detections [K, 7]`` (module docstring)."""
+
+    def __init__(self, conf_thres: float = 0.25, iou_thres: float = 0.45, max_det: int = 300,
                  multi_label: bool = False):
         super().__init__()
-        if not 0 <= conf_thres < 1 or not 0 < iou_thres <= 1 or max_det < 1:
-            raise ValueError(f"need 0 <= conf_thres < 1, 0 < iou_thres <= 1, max_det >= 1 "
-                             f"(got {conf_thres}, {iou_thres}, {max_det})")
-        self.model = model
+        check_nms_options(conf_thres, iou_thres, max_det)
         self.conf_thres, self.iou_thres, self.max_det, self.multi_label = conf_thres, iou_thres, max_det, multi_label
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        pred = self.model(images)
-        return self.select(pred)
-
-    def select(self, pred: torch.Tensor) -> torch.Tensor:
-        """Decoded predictions ``[B, N, 5 + nc]`` -> ``detections [K, 7]``."""
+    def forward(self, pred: torch.Tensor) -> torch.Tensor:
         xy, half = pred[..., :2], pred[..., 2:4] / 2
         boxes = torch.cat((xy - half, xy + half), -1)  # same arithmetic as boxes.xywh_to_xyxy
         obj = pred[..., 4:5]
-        scores = obj if pred.shape[-1] == 6 else pred[..., 5:] * obj  # [B, N, nc]
-        if not self.multi_label:  # only each box's best class competes
-            best = scores.max(-1, keepdim=True).values
-            scores = scores * (scores >= best).to(scores.dtype)
+        nc = pred.shape[-1] - 5
+        scores = obj if nc == 1 else pred[..., 5:] * obj  # [B, N, nc]
+        if not self.multi_label and nc > 1:  # one class per box: the first maximum (ArgMax, select_last_index=0)
+            best = scores.argmax(-1, keepdim=True)
+            scores = scores * (best == torch.arange(nc, device=pred.device)).to(scores.dtype)
         scores = scores.transpose(1, 2).contiguous()  # [B, nc, N]
         sel = _NonMaxSuppression.apply(boxes, scores, self.max_det, self.iou_thres, self.conf_thres)
         b, c, n = sel[:, 0], sel[:, 1], sel[:, 2]
@@ -92,6 +95,23 @@ class EndToEnd(nn.Module):
         keep = rank < self.max_det
         det = torch.cat((b[:, None].to(box.dtype), box, score[:, None], c[:, None].to(box.dtype)), 1)
         return det[keep]
+
+
+class EndToEnd(nn.Module):
+    """``model`` + NMS: images ``[B, 3, H, W]`` -> ``detections [K, 7]`` (see the module docstring)."""
+
+    def __init__(self, model: nn.Module, conf_thres: float = 0.25, iou_thres: float = 0.45, max_det: int = 300,
+                 multi_label: bool = False):
+        super().__init__()
+        self.model = model
+        self.nms = Select(conf_thres, iou_thres, max_det, multi_label)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.select(self.model(images))
+
+    def select(self, pred: torch.Tensor) -> torch.Tensor:
+        """Decoded predictions ``[B, N, 5 + nc]`` -> ``detections [K, 7]``."""
+        return self.nms(pred)
 
 
 def split_detections(det: torch.Tensor, batch_size: int) -> list[torch.Tensor]:

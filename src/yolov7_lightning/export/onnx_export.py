@@ -7,7 +7,10 @@ Graph interface:
 - without NMS, output ``predictions`` ``[B, N, 5 + nc]``: cx, cy, w, h (input pixels), sigmoid
   objectness, sigmoid class scores (the PyTorch eval output);
 - with NMS, output ``detections`` ``[K, 7]``: batch index, x1, y1, x2, y2, score, class (see
-  :mod:`yolov7_lightning.export.nms`).
+  :mod:`yolov7_lightning.export.nms`). This graph is the ``predictions`` graph followed by the graph
+  of the NMS stage (:class:`~.nms.Select`, its internal names prefixed ``nms/``), joined at the
+  tensor ``predictions``: :func:`with_predictions_output` exposes it, :func:`nms_part` cuts the NMS
+  part out, so the self-checks compare the model part with a tolerance and the NMS part exactly.
 
 ``B`` is the symbolic ``batch`` when ``dynamic_batch``, ``H``/``W`` are ``height``/``width`` when
 ``dynamic_size``. The model's facts travel as ONNX metadata (``metadata_props``): ``names`` (JSON),
@@ -17,6 +20,8 @@ Graph interface:
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,9 +29,10 @@ from typing import Any
 
 import torch
 
-from .nms import EndToEnd
+from .nms import Select
 
 MIN_OPSET = 11  # NonMaxSuppression
+NMS_PREFIX = "nms/"  # names of the NMS part of an end-to-end graph
 
 
 def export_onnx(model: torch.nn.Module, path: str | Path, example: torch.Tensor, *, opset: int = 17,
@@ -39,29 +45,77 @@ def export_onnx(model: torch.nn.Module, path: str | Path, example: torch.Tensor,
     """
     if opset < MIN_OPSET:
         raise ValueError(f"opset {opset} < {MIN_OPSET} (NonMaxSuppression, Resize)")
+    import onnx
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    net = EndToEnd(model, **nms).eval() if nms is not None else model.eval()
-    output = "detections" if nms is not None else "predictions"
-    axes: dict[str, dict[int, str]] = {"images": {}, output: {}}
+    axes: dict[str, dict[int, str]] = {"images": {}, "predictions": {}}
     if dynamic_batch:
-        axes["images"][0] = "batch"
-        if nms is None:
-            axes[output][0] = "batch"
+        axes["images"][0] = axes["predictions"][0] = "batch"
     if dynamic_size:
         axes["images"].update({2: "height", 3: "width"})
+        axes["predictions"][1] = "anchors"
+    with tempfile.TemporaryDirectory() as tmp:
+        _trace(model.eval(), example, Path(tmp) / "model.onnx", "images", "predictions", axes, opset)
         if nms is None:
-            axes[output][1] = "anchors"
-    if nms is not None:
-        axes[output][0] = "num_dets"
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer warnings on shape checks / deprecation of the TorchScript exporter
-        torch.onnx.export(net, (example,), str(path), dynamo=False, opset_version=opset, input_names=["images"],
-                          output_names=[output], dynamic_axes={k: v for k, v in axes.items() if v},
-                          do_constant_folding=True)
+            shutil.move(str(Path(tmp) / "model.onnx"), str(path))
+        else:
+            with torch.no_grad():
+                pred = model(example)
+            _trace(Select(**nms).eval(), pred, Path(tmp) / "nms.onnx", "predictions", "detections",
+                   {"predictions": {0: "batch", 1: "anchors"}, "detections": {0: "num_dets"}}, opset)
+            onnx.save(compose(onnx.load(str(Path(tmp) / "model.onnx")), onnx.load(str(Path(tmp) / "nms.onnx"))),
+                      str(path))
     if metadata or nms is not None:
         add_metadata(path, {**dict(metadata or {}), "nms": json.dumps(dict(nms) if nms is not None else None)})
     return path
+
+
+def _trace(net: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str,
+           axes: Mapping[str, Mapping[int, str]], opset: int) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings on shape checks / deprecation of the TorchScript exporter
+        torch.onnx.export(net, (example,), str(path), dynamo=False, opset_version=opset, input_names=[input_name],
+                          output_names=[output_name], dynamic_axes={k: dict(v) for k, v in axes.items() if v},
+                          do_constant_folding=True)
+
+
+def compose(model: Any, nms: Any) -> Any:
+    """One graph: ``model`` (``images`` -> ``predictions``) then ``nms`` (``predictions`` -> ``detections``)."""
+    import onnx
+    from onnx import compose as onnx_compose
+
+    nms = onnx_compose.add_prefix(nms, NMS_PREFIX, rename_inputs=False, rename_outputs=False)
+    merged = onnx_compose.merge_models(model, nms, io_map=[("predictions", "predictions")],
+                                       producer_name=model.producer_name, producer_version=model.producer_version)
+    merged.ir_version = model.ir_version
+    onnx.checker.check_model(merged)
+    return merged
+
+
+def with_predictions_output(path: str | Path) -> Any:
+    """The end-to-end graph at ``path`` with ``predictions`` as a second output (a ModelProto)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    if "predictions" not in {o.name for o in proto.graph.output}:
+        proto.graph.output.append(onnx.helper.make_empty_tensor_value_info("predictions"))
+    return proto
+
+
+def nms_part(path: str | Path) -> Any:
+    """The NMS part of the end-to-end graph at ``path``: ``predictions`` -> ``detections`` (a ModelProto)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    graph = onnx.helper.make_graph(
+        [n for n in proto.graph.node if n.name.startswith(NMS_PREFIX)], "nms",
+        [onnx.helper.make_tensor_value_info("predictions", onnx.TensorProto.FLOAT, None)],
+        [o for o in proto.graph.output if o.name == "detections"],
+        [t for t in proto.graph.initializer if t.name.startswith(NMS_PREFIX)])
+    part = onnx.helper.make_model(graph, opset_imports=proto.opset_import)
+    part.ir_version = proto.ir_version
+    return part
 
 
 def add_metadata(path: str | Path, items: Mapping[str, Any]) -> None:
@@ -79,8 +133,8 @@ def add_metadata(path: str | Path, items: Mapping[str, Any]) -> None:
     onnx.save(proto, str(path))
 
 
-def onnx_session(path: str | Path, threads: int | None = None):
-    """An ONNX Runtime CPU session (``threads``: intra-op threads, default ORT's)."""
+def onnx_session(path: Any, threads: int | None = None):
+    """An ONNX Runtime CPU session of a file or a ModelProto (``threads``: intra-op threads, default ORT's)."""
     try:
         import onnxruntime as ort
     except ImportError as e:  # pragma: no cover
@@ -89,4 +143,5 @@ def onnx_session(path: str | Path, threads: int | None = None):
     if threads:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    model = path.SerializeToString() if hasattr(path, "SerializeToString") else str(path)
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])

@@ -74,7 +74,7 @@ def test_tiny_report_passes_and_is_written(tiny):
                                   "onnx_vs_pytorch_128x160"}
     assert raw["checks"]["fused_vs_unfused"]["boxes_px"] > 0  # something was folded
     check = nms["checks"]["onnx_nms_vs_torchvision"]
-    assert check["reference_detections"] > 10 and check["unmatched"] == 0
+    assert check["reference_detections"] > 10 and check["identical"] == check["reference_detections"] == check["detections"]
 
 
 def test_onnx_detector_matches_pytorch_path(tiny):

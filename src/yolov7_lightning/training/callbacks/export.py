@@ -29,10 +29,11 @@ class DeployExport(Callback):
     def __init__(self, formats: tuple[str, ...] | list[str] = ("deploy", "onnx"), nms: bool = False,
                  dynamic_batch: bool = True, opset: int = 17, on_best: bool = False, strict: bool = True,
                  dirpath: str | None = None, image_size: int | None = None, conf_thres: float = 0.25,
-                 iou_thres: float = 0.45, max_det: int = 300, box_px_tol: float = 1e-3, score_tol: float = 1e-4):
+                 iou_thres: float = 0.45, max_det: int = 300, box_px_tol: float = Tolerances.box_px,
+                 score_tol: float = Tolerances.score, box_rel_tol: float = Tolerances.box_rel):
         self.options = ExportOptions(formats=tuple(formats), nms=nms, dynamic_batch=dynamic_batch, opset=opset,
                                      conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det,
-                                     tolerances=Tolerances(box_px_tol, score_tol))
+                                     tolerances=Tolerances(box_px_tol, box_rel_tol, score_tol))
         self.on_best, self.strict, self.dirpath, self.image_size = on_best, strict, dirpath, image_size
         self.last_best: str | None = None
         self.report: dict | None = None
