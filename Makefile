@@ -1,6 +1,6 @@
 # Set-up and the two README commands. Everything lives in .venv inside the checkout.
 #   make run    - create .venv, install, run the main job
-#   make test   - create .venv, install, run the test suite
+#   make test   - create .venv, install (with the [cluster] extra: SLURM launcher, Optuna), run the test suite
 # TORCH_PINS: this project's machines install torch/torchvision from local files; on your machine
 # any newer release works, e.g. `make test TORCH_PINS="torch torchvision"`.
 
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PINS)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,cluster]'
 	touch $@
 
 install: $(VENV)/.installed

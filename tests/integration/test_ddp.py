@@ -1,4 +1,5 @@
-"""Real 2-process DDP on the CPU (gloo, ``trainer=ddp_cpu``), alone and under a Hydra multirun.
+"""Real 2-process DDP on the CPU (gloo, ``trainer=ddp_cpu``), alone, under a Hydra multirun, and as two
+torchrun "nodes" of one process each.
 
 Each run is bounded by a subprocess timeout, so a hang fails the test instead of blocking CI.
 """
@@ -6,6 +7,8 @@ Each run is bounded by a subprocess timeout, so a hang fails the test instead of
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +86,48 @@ def test_multirun_jobs_with_two_processes_each_keep_their_own_folders(tmp_path, 
         assert len(list((job / "wandb").glob("offline-run-*"))) == 1  # one W&B run per job: rank 0's
     first, second = (json.loads((sweep / n / "metrics.json").read_text()) for n in ("0", "1"))
     assert first["map"] != second["map"] or first["val_detections"] != second["val_detections"]  # two seeds
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_torchrun_nodes_train_like_two_local_processes(ddp_run, tmp_path):
+    """Multi-node DDP without a cluster: two torchrun agents on this machine (``--nnodes 2``, one process
+    each, c10d rendezvous on 127.0.0.1) run one job: one folder, identical replicas, and the validation
+    numbers of the 2-process single-node run (same global batch, same seeds, same data split)."""
+    tmp, single = ddp_run
+    out = tmp_path / "two_nodes"
+    port = free_port()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "two-nodes",
+           "--local-addr", "127.0.0.1", "--max-restarts", "0",
+           "-m", "yolov7_lightning.cli.train", f"hydra.run.dir={out}", f"data.source.root={tmp / 'shapes'}", *SMALL,
+           *DDP, "trainer.num_nodes=2", "trainer.devices=1", "schedule.epochs=2"]
+    # one thread per process, as in the single-node run (Lightning sets cpus // local processes there;
+    # torchrun sets nothing for one process per node): the thread count changes float reduction order
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    env.pop("LOCAL_RANK", None)
+    nodes = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env)
+             for _ in range(2)]
+    try:
+        logs = [node.communicate(timeout=TIMEOUT)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.kill()
+    assert [n.returncode for n in nodes] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two_nodes"]  # one run folder for both nodes
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "ddp_consistency.json",
+                                                                       "last.ckpt"]
+    report = json.loads((out / "checkpoints" / "ddp_consistency.json").read_text())
+    assert report["world_size"] == 2 and report["live_max_diff"] == 0.0 and report["final_max_diff"] == 0.0
+    got = json.loads((out / "metrics.json").read_text())
+    want = json.loads((single / "metrics.json").read_text())
+    assert got["epochs"] == want["epochs"] == 2 and got["val_images"] == want["val_images"] == 12
+    assert got["val_detections"] == want["val_detections"] > 0
+    for key in ("map", "map50", "fitness"):
+        assert got[key] == pytest.approx(want[key], abs=1e-12), key
+    assert got["per_class"] == pytest.approx(want["per_class"], abs=1e-12)

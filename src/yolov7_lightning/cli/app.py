@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +26,8 @@ def hydra_app(config_name: str, run: Callable[[DictConfig], Any], standalone: bo
 
     def main() -> None:
         register_configs()
+        # conf/hydra/launcher/submitit_*.yaml extend the plugin's schemas of the same name on purpose
+        warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is validated against ConfigStore")
         _main()
 
     return main

@@ -4,6 +4,7 @@
     yolov7-train                                     # main job: yolov7-tiny on the shapes data, CPU
     yolov7-train model=yolov7 data=coco data.source.root=/data/coco trainer=gpu schedule=scratch_p5
     yolov7-train ckpt_path=runs/train/<run>/checkpoints/last.ckpt        # resume
+    yolov7-train hydra.run.dir=runs/train/<run> ckpt_path=auto            # resume when <run> has a last.ckpt
     yolov7-train model.weights=yolov7-tiny.pt                             # fine-tune
 """
 
@@ -25,6 +26,7 @@ from ..models import get_arch
 from ..models.summary import summarize
 from ..training.callbacks import DeployExport, LogRunInfo, ValidationVisuals, YOLOv7EMA
 from ..training.checkpoint_io import AtomicCheckpointIO
+from ..training.cluster import link_submitit_logs, resolve_ckpt_path
 from ..training.ddp import ReplicaConsistency, end_job
 from ..training.module import YOLOv7Module
 from ..training.weights import load_pretrained
@@ -87,8 +89,11 @@ def run(cfg: DictConfig) -> dict:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     datamodule, module, trainer, model_summary = build(cfg, out_dir)
+    if trainer.is_global_zero:
+        link_submitit_logs(out_dir)  # submitit launchers: the job's logs, from its folder
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir)  # auto: this job's own last.ckpt, if any
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     seconds = time.perf_counter() - start
     evaluation = getattr(module, "last_eval", {}) or {}
     best = trainer.checkpoint_callbacks[0]

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -165,7 +166,10 @@ def generate(spec: ShapesSpec, out: Path, workers: int = 1) -> None:
         folder.mkdir(parents=True)
         jobs = [(spec, split, i, str(folder)) for i in range(count)]
         if workers > 1:
-            with get_context("spawn" if os.name == "nt" else "fork").Pool(workers) as pool:
+            # workers take the default SIGTERM back: the pool ends them with it, and a handler inherited
+            # from the parent (submitit's job ignores SIGTERM) would leave the pool waiting forever
+            with get_context("spawn" if os.name == "nt" else "fork").Pool(
+                    workers, initializer=signal.signal, initargs=(signal.SIGTERM, signal.SIG_DFL)) as pool:
                 per_image = pool.map(_write_one, jobs, chunksize=32)
         else:
             per_image = [_write_one(j) for j in jobs]

@@ -5,7 +5,10 @@
   job's folder>``). Lightning's own launcher re-runs ``sys.argv``, which under ``-m`` re-runs the whole
   sweep in every child and writes into ``hydra.run.dir`` instead of the sweep sub-folder.
   Under torchrun / SLURM the processes are started outside (nothing is launched) and every process
-  must be given the same ``hydra.run.dir``.
+  must be given the same ``hydra.run.dir``. Inside a SLURM job whose tasks ``srun`` started (a
+  batch job, or ``hydra/launcher=submitit_slurm``), Lightning's ``SLURMEnvironment`` gives each
+  process its rank; :meth:`HydraDDPStrategy._configure_launcher` refuses any other environment there,
+  since launching ranks would start ``devices`` x ``ntasks`` processes.
 * :func:`broadcast_buffers` puts rank 0's floating buffers (BN statistics) on every rank. After an
   optimizer step each rank holds BN statistics of its own batch (DDP re-syncs them only at the next
   forward); the EMA calls it before each update so every rank averages the same weights (the official
@@ -25,6 +28,7 @@ from typing import Sequence
 import lightning as L
 import torch
 import torch.distributed as dist
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers import subprocess_script
 
@@ -100,9 +104,19 @@ class HydraDDPStrategy(DDPStrategy):
     """``DDPStrategy`` (any backend: nccl on GPUs, gloo on CPU) launching local ranks per Hydra job."""
 
     def _configure_launcher(self) -> None:
+        if SLURMEnvironment.detect() and not isinstance(self.cluster_environment, SLURMEnvironment):
+            raise RuntimeError(
+                f"this process was started by srun (SLURM_NTASKS={os.environ.get('SLURM_NTASKS')}), but the DDP "
+                f"cluster environment is {type(self.cluster_environment).__name__}, which would launch ranks of "
+                "its own: leave trainer.plugins without a cluster environment so that Lightning's "
+                "SLURMEnvironment gives the srun tasks their ranks")
         super()._configure_launcher()
         if type(self._launcher) is subprocess_script._SubprocessScriptLauncher:
             self._launcher = HydraJobLauncher(self.cluster_environment, self.num_processes, self.num_nodes)
+        if self.cluster_environment.creates_processes_externally:  # the launcher only checks the settings
+            log.info("DDP: %s started the processes (rank %d of %d); none launched here",
+                     type(self.cluster_environment).__name__, self.cluster_environment.global_rank(),
+                     self.cluster_environment.world_size())
 
 
 def end_job(trainer: L.Trainer) -> None:
