@@ -35,8 +35,10 @@ class ScalingConfig:
 
 def register_configs() -> None:
     from .data.config import register_data_configs
+    from .training.precision import register_resolvers
 
     register_data_configs()
+    register_resolvers()  # ${cpu_precision:} (conf/trainer/cpu.yaml)
     cs = ConfigStore.instance()
     cs.store(group="schema", name="model", node=ModelConfig)
     cs.store(group="schema", name="scaling", node=ScalingConfig)
