@@ -190,6 +190,9 @@ class YOLOv7Module(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["yolov7"] = {"iteration": self.iteration, "nonfinite_total": self.nonfinite_total}
+        for key in ("state_dict", "current_model_state"):  # the weights in the default layout, whatever the memory format
+            if isinstance(checkpoint.get(key), dict):
+                checkpoint[key] = {k: v.contiguous() if isinstance(v, torch.Tensor) else v for k, v in checkpoint[key].items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("yolov7", {})
