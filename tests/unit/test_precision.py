@@ -22,19 +22,44 @@ bogomips\t: 4900.00
 """
 
 
-@pytest.mark.parametrize("extra, expected", [("avx512_bf16", "bf16-mixed"), ("amx_bf16 amx_tile", "bf16-mixed"),
-                                             ("avx512bw", "32-true")])
-def test_precision_follows_the_cpu_flags(tmp_path, extra, expected):
+@pytest.fixture
+def probe(monkeypatch):
+    """No cached choice; the bf16 probe replaced by a given speed-up (and its calls counted)."""
+    monkeypatch.setenv(precision.ENV, "")  # recorded, so that the choice written by the code is undone too
+    monkeypatch.delenv(precision.ENV)
+    calls = []
+
+    def use(speedup: float) -> list:
+        monkeypatch.setattr(precision, "bf16_speedup", lambda: calls.append(speedup) or speedup)
+        return calls
+    return use
+
+
+@pytest.mark.parametrize("extra, speedup, expected", [
+    ("avx512_bf16", 1.7, "bf16-mixed"), ("amx_bf16 amx_tile", 3.0, "bf16-mixed"),
+    ("avx512_bf16", 0.7, "32-true"),  # native bf16 that is slower than fp32 (Intel without AMX)
+    ("avx512bw", 5.0, "32-true"),  # no native bf16: not even probed
+])
+def test_precision_follows_the_cpu_flags_and_the_probe(tmp_path, probe, extra, speedup, expected):
     info = tmp_path / "cpuinfo"
     info.write_text(CPUINFO.format(extra=extra))
+    calls = probe(speedup)
     assert precision.auto_cpu_precision(info) == expected
+    assert len(calls) == (0 if extra == "avx512bw" else 1)
+    assert precision.auto_cpu_precision(info) == expected and len(calls) <= 1  # kept for the process (and DDP ranks)
+    assert precision.os.environ[precision.ENV] == expected
+
+
+def test_bf16_probe_measures_a_ratio():
+    assert 0.05 < precision.bf16_speedup(rounds=1) < 20
 
 
 @pytest.mark.parametrize("extra, expected", [("avx512_bf16", "bf16-mixed"), ("avx512bw", "32-true")])
-def test_cpu_trainer_config_chooses_the_precision(tmp_path, monkeypatch, extra, expected):
+def test_cpu_trainer_config_chooses_the_precision(tmp_path, monkeypatch, probe, extra, expected):
     info = tmp_path / "cpuinfo"
     info.write_text(CPUINFO.format(extra=extra))
     monkeypatch.setattr(precision, "CPUINFO", info)
+    probe(2.0)
     register_configs()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         assert compose("train").trainer.precision == expected  # trainer=cpu, the default
@@ -43,9 +68,11 @@ def test_cpu_trainer_config_chooses_the_precision(tmp_path, monkeypatch, extra, 
         assert compose("train", ["trainer=gpu"]).trainer.precision == "16-mixed"
     line = precision.describe_cpu_precision(expected, auto=True, cpuinfo=info)
     assert expected in line and ("has avx512_bf16" in line) == (expected == "bf16-mixed")
+    assert "(set in the config)" in precision.describe_cpu_precision("32-true", auto=False)
 
 
-def test_unreadable_cpuinfo_means_fp32(tmp_path):
+def test_unreadable_cpuinfo_means_fp32(tmp_path, probe):
+    probe(2.0)
     assert precision.auto_cpu_precision(tmp_path / "missing") == "32-true"
 
 
