@@ -1,10 +1,15 @@
-"""Training-pipeline throughput at 640 in ONE process (= per DataLoader worker), images/s.
+"""Training-pipeline throughput in ONE process (= per DataLoader worker), images/s.
 
     python benchmarks/data_throughput.py [--n 150] [--root /tmp/yolov7-bench]
+    python benchmarks/data_throughput.py --size 192 --augment quick scratch_tiny   # the main job's pipeline
 
-Rows: the scratch_p5 recipe (mosaic 4/9 + mixup 0.15 + affine + HSV + paste-in 0.15 + flip), the
+Compare with the images/s a training step consumes (``benchmarks/train_speed.py``: batch / s_per_step):
+the DataLoader keeps up while workers x images/s per worker exceeds it.
+
+Rows (default): the scratch_p5 recipe (mosaic 4/9 + mixup 0.15 + affine + HSV + paste-in 0.15 + flip), the
 same with mixup on every sample, and augmentation off (letterbox only); each without and with the
-decoded-image cache. Source images: the shapes generator at 640 px (JPEG).
+decoded-image cache. Source images: the shapes generator at ``--size`` px (JPEG). ``--augment``
+names ``conf/augment`` groups to measure instead.
 """
 
 from __future__ import annotations
@@ -31,21 +36,41 @@ def rate(ds: DetectionDataset, n: int) -> float:
     return n / (time.perf_counter() - t)
 
 
+def augment_group(name: str) -> AugmentConfig:
+    """``conf/augment/<name>.yaml`` as composed by Hydra."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from yolov7_lightning.cli.paths import CONFIG_DIR
+    from yolov7_lightning.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", [f"augment={name}"])
+    return AugmentConfig(**OmegaConf.to_container(cfg.augment, resolve=True))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=150)
     ap.add_argument("--root", default=None)
+    ap.add_argument("--size", type=int, default=640)
+    ap.add_argument("--augment", nargs="+", default=None, help="conf/augment groups, e.g. quick scratch_tiny")
     args = ap.parse_args()
-    root = ensure_shapes(ShapesSpec(num_train=128, num_val=1, image_size=640), args.root or tempfile.mkdtemp())
+    size = args.size
+    root = ensure_shapes(ShapesSpec(num_train=128, num_val=1, image_size=size), args.root or tempfile.mkdtemp())
     index = load_coco(root / "annotations/instances_train.json", root / "images/train")
-    rows = [("scratch_p5 (mosaic+mixup 0.15+affine+HSV)", AugmentConfig()),
-            ("scratch_p5 with mixup on every sample", AugmentConfig(mixup=1.0)),
-            ("augmentation off (letterbox only)", AugmentConfig(enabled=False))]
-    print("| pipeline at 640, 1 process | no cache (img/s) | decoded-image cache (img/s) |")
+    if args.augment:
+        rows = [(f"augment={name}", augment_group(name)) for name in args.augment]
+    else:
+        rows = [("scratch_p5 (mosaic+mixup 0.15+affine+HSV)", AugmentConfig()),
+                ("scratch_p5 with mixup on every sample", AugmentConfig(mixup=1.0)),
+                ("augmentation off (letterbox only)", AugmentConfig(enabled=False))]
+    print(f"| pipeline at {size}, 1 process | no cache (img/s) | decoded-image cache (img/s) |")
     print("|---|---|---|")
     for name, aug in rows:
-        plain = rate(DetectionDataset(index, (640, 640), True, aug), args.n)
-        cached_ds = DetectionDataset(index, (640, 640), True, aug)
+        plain = rate(DetectionDataset(index, (size, size), True, aug), args.n)
+        cached_ds = DetectionDataset(index, (size, size), True, aug)
         cached_ds.fill_cache(ImageCache(2**31))
         print(f"| {name} | {plain:.1f} | {rate(cached_ds, args.n):.1f} |")
 

@@ -49,10 +49,12 @@ class ScalingConfig:
 
 def register_configs() -> None:
     from .data.config import register_data_configs
+    from .training.precision import register_resolvers
 
     register_data_configs()
     if not OmegaConf.has_resolver("aux_head_for"):
         OmegaConf.register_new_resolver("aux_head_for", aux_head_for)
+    register_resolvers()  # ${cpu_precision:} (conf/trainer/cpu.yaml)
     cs = ConfigStore.instance()
     cs.store(group="schema", name="model", node=ModelConfig)
     cs.store(group="schema", name="scaling", node=ScalingConfig)

@@ -30,11 +30,15 @@ def launch(tmp: Path, *args: str, multirun: bool = False) -> subprocess.Complete
     return proc
 
 
+COUNTING = "trainer.strategy._target_=yolov7_lightning.training.ddp_count.AllReduceCountingDDPStrategy"
+
+
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     out = tmp / "run"
-    launch(tmp, f"hydra.run.dir={out}", "schedule.epochs=2")
+    # nominal batch 32 over 2 x 8 images: a step every 2nd batch (accumulation), all-reduces counted
+    launch(tmp, f"hydra.run.dir={out}", "schedule.epochs=2", "optim.nominal_batch=32", COUNTING)
     return tmp, out
 
 
@@ -66,6 +70,15 @@ def test_ranks_hold_identical_live_and_ema_weights(ddp_run):
     report = json.loads((out / "checkpoints" / "ddp_consistency.json").read_text())
     assert report["world_size"] == 2 and report["ema"] is True
     assert report["live_max_diff"] == 0.0 and report["final_max_diff"] == 0.0
+
+
+def test_no_gradient_allreduce_on_accumulation_micro_steps(ddp_run):
+    _, out = ddp_run
+    for rank in (0, 1):
+        counts = json.loads((out / f"allreduce_rank{rank}.json").read_text())
+        # 12 images per rank in batches of 8: 2 batches x 2 epochs; a step at batches 0 and 2
+        assert counts["iterations"] == 4 and counts["optimizer_steps"] == 2
+        assert counts["allreduce_rounds"] == 2  # one per optimizer step, none on the micro-steps
 
 
 def test_multirun_jobs_with_two_processes_each_keep_their_own_folders(tmp_path, monkeypatch):

@@ -54,6 +54,23 @@ def test_metrics_and_checkpoints(straight):
     assert report["checks"]["onnx_vs_pytorch"]["scores"] <= 1e-4
 
 
+def test_precision_and_channels_last_leave_checkpoints_as_before(straight):
+    _, out = straight
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    log = (out / "app.log").read_text()
+    assert "precision 32-true (chosen for this CPU" in log or "precision bf16-mixed (chosen for this CPU" in log
+    if "avx512_bf16" not in flags and "amx_bf16" not in flags:
+        assert "precision 32-true (chosen for this CPU: the CPU has none of" in log
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["hyper_parameters"]["channels_last"] is True  # the default
+    from yolov7_lightning.training.module import YOLOv7Module
+
+    plain = YOLOv7Module(**{**ckpt["hyper_parameters"], "channels_last": False}).state_dict()
+    for key in ("state_dict", "current_model_state"):  # EMA and live weights: same keys, fp32, default layout
+        assert list(ckpt[key]) == list(plain)
+        assert all(v.dtype == plain[k].dtype and v.is_contiguous() for k, v in ckpt[key].items())
+
+
 def test_loss_goes_down(straight):
     tmp, _ = straight
     out = train(tmp, "down", "export.enabled=false", "augment=none", "schedule.epochs=30", "data.source.num_train=8", "ema=false",

@@ -42,6 +42,7 @@ class TorchDetector:
     def __init__(self, ckpt: str):
         module = load_module(ckpt)
         self.model = module.model
+        self.channels_last = bool(module.hparams.get("channels_last", False))  # the model's memory format
         self.names = list(module.hparams.names or [])
         self.category_ids = module.hparams.category_ids
         self.stride = self.model.max_stride
@@ -49,6 +50,8 @@ class TorchDetector:
 
     @torch.no_grad()
     def detect(self, x: torch.Tensor, conf_thres: float, iou_thres: float, max_det: int) -> list[torch.Tensor]:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return non_max_suppression(self.model(x), conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det,
                                    multi_label=False)
 

@@ -29,6 +29,7 @@ from ..training.checkpoint_io import AtomicCheckpointIO
 from ..training.cluster import link_submitit_logs, resolve_ckpt_path
 from ..training.ddp import ReplicaConsistency, end_job
 from ..training.module import YOLOv7Module
+from ..training.precision import describe_cpu_precision
 from ..training.weights import load_pretrained
 from .app import hydra_app
 
@@ -55,7 +56,8 @@ def build(cfg: DictConfig, out_dir: Path):
     module = YOLOv7Module(model=model_cfg, loss=plain(cfg.loss), assigner=plain(cfg.assigner), optim=plain(cfg.optim),
                           schedule=plain(cfg.schedule), evaluation=plain(cfg.evaluation),
                           image_size=max(datamodule.img_size), batch_size=datamodule.batch_size,
-                          names=list(datamodule.names), category_ids=[int(c) for c in datamodule.category_ids])
+                          names=list(datamodule.names), category_ids=[int(c) for c in datamodule.category_ids],
+                          channels_last=cfg.get("channels_last", True), compile=cfg.get("compile", False))
     if model_cfg.get("weights"):
         load_pretrained(module.model, model_cfg["weights"])
     summary = summarize(module.model)  # params and GFLOPs at the variant's nominal size (the paper's tables)
@@ -77,6 +79,8 @@ def build(cfg: DictConfig, out_dir: Path):
     if cfg.get("visuals") and cfg.visuals.enabled:  # boxes, lead/aux objectness maps, per-class AP, to every logger
         callbacks.append(ValidationVisuals(every_n_epochs=cfg.visuals.every_n_epochs, num_images=cfg.visuals.num_images))
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    if cfg.trainer.get("accelerator") == "cpu":  # which precision and why (bf16 where the CPU has it)
+        log.info(describe_cpu_precision(str(cfg.trainer.precision), OmegaConf.is_interpolation(cfg.trainer, "precision")))
     if logger:  # the resolved config and the model's params/GFLOPs, to every logger
         callbacks.append(LogRunInfo(config=plain(cfg), summary=summary))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()],

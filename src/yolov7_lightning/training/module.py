@@ -10,6 +10,7 @@ at each epoch start, which keeps a resumed run exact).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -19,10 +20,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
+from lightning.pytorch.strategies import ParallelStrategy
 
 from ..assign import check_heads, upgrade_legacy_config
 from ..eval import make_evaluator, non_max_suppression
 from .optim import LRLambda, WarmUp, accumulation, build_optimizer
+from .precision import fp32_outputs, no_autocast, to_memory_format
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +44,22 @@ class YOLOv7Module(L.LightningModule):
     (partial ``YOLOv7Loss``), ``assigner``, ``optim`` (``build_optimizer`` kwargs + ``nominal_batch``,
     ``grad_clip``, ``max_nonfinite``, ``multi_scale``), ``schedule`` (``kind``, ``lrf``,
     ``warmup_*``), ``evaluation`` (backend, NMS thresholds). ``batch_size`` is per device; ``names`` and
-    ``category_ids`` (the dataset's classes) travel with the checkpoint for prediction."""
+    ``category_ids`` (the dataset's classes) travel with the checkpoint for prediction.
+    ``channels_last``: the network and its input batches in the channels-last memory format (same
+    state-dict keys and values); ``compile``: the training forward through ``torch.compile``."""
 
     def __init__(self, model: dict, loss: dict, assigner: dict, optim: dict, schedule: dict,
                  evaluation: dict | None = None, image_size: int = 640, batch_size: int = 16,
-                 names: list[str] | None = None, category_ids: list[int] | None = None):
+                 names: list[str] | None = None, category_ids: list[int] | None = None,
+                 channels_last: bool = True, compile: bool = False):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.model = instantiate(model)
         assigner = instantiate(upgrade_legacy_config(assigner, self.model.aux_head))
         check_heads(assigner.strategy, self.model.aux_head, self.model.arch.name)  # the config says what runs
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.loss_fn = instantiate(loss)(num_classes=self.model.num_classes, strides=list(self.model.arch.strides),
                                          assigner=assigner, image_size=image_size)
         self.optim_cfg, self.schedule_cfg = dict(optim), dict(schedule)
@@ -109,6 +117,34 @@ class YOLOv7Module(L.LightningModule):
         scale = torch.tensor([shape[1] / w, shape[0] / h] * 2, device=targets.device)
         return images, torch.cat((targets[:, :2], targets[:, 2:] * scale), 1)
 
+    def _images(self, batch: dict) -> torch.Tensor:
+        """The batch's images in the network's memory format."""
+        return to_memory_format(batch["images"], self.hparams.get("channels_last", False))
+
+    def on_train_start(self) -> None:
+        # compiled forward kept outside the module tree: state-dict keys, EMA and export see the plain model
+        if self.hparams.get("compile", False):
+            object.__setattr__(self, "_compiled_model", torch.compile(self.model))
+
+    def on_train_end(self) -> None:
+        self.__dict__.pop("_compiled_model", None)
+
+    def _train_forward(self, images: torch.Tensor):
+        return self.__dict__.get("_compiled_model", self.model)(images)
+
+    def _loss(self, outputs, targets: torch.Tensor):
+        """The loss and the assigner in fp32, autocast off, whatever precision the network ran in."""
+        with no_autocast(targets.device):
+            return self.loss_fn(fp32_outputs(outputs), targets.float(), self.model.detect.anchors)
+
+    def _backward_sync(self, step_follows: bool) -> contextlib.AbstractContextManager:
+        """DDP: no gradient all-reduce on an accumulation micro-step (the gradients add up locally
+        and the all-reduce of the step that follows averages their sum)."""
+        strategy = self.trainer.strategy if self._trainer is not None else None
+        if step_follows or not isinstance(strategy, ParallelStrategy):
+            return contextlib.nullcontext()
+        return strategy.block_backward_sync()
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         opt = self.optimizers()
         warmup_iters = self.warmup.iterations(self.trainer.num_training_batches)
@@ -116,11 +152,13 @@ class YOLOv7Module(L.LightningModule):
             self.warmup.apply(opt.optimizer, self.iteration, warmup_iters, self.lr_lambda(self.current_epoch),
                               self.optim_cfg.get("momentum", 0.937))
         images, targets = self._multi_scale(batch["images"], batch["targets"])
-        result = self.loss_fn(self.model(images), targets, self.model.detect.anchors)
+        images = to_memory_format(images, self.hparams.get("channels_last", False))
+        result = self._loss(self._train_forward(images), targets)
         loss = result.total * self._world()
         accumulate = self._accumulate(warmup_iters)
         if self._check_finite(loss, result.components):
-            self.manual_backward(loss)
+            with self._backward_sync(step_follows=self.iteration % accumulate == 0):
+                self.manual_backward(loss)
         if self.iteration % accumulate == 0:
             clip = self.optim_cfg.get("grad_clip", 0.0)
             if clip:
@@ -155,6 +193,9 @@ class YOLOv7Module(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["yolov7"] = {"iteration": self.iteration, "nonfinite_total": self.nonfinite_total}
+        for key in ("state_dict", "current_model_state"):  # the weights in the default layout, whatever the memory format
+            if isinstance(checkpoint.get(key), dict):
+                checkpoint[key] = {k: v.contiguous() if isinstance(v, torch.Tensor) else v for k, v in checkpoint[key].items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("yolov7", {})
@@ -168,8 +209,12 @@ class YOLOv7Module(L.LightningModule):
         self.evaluator = make_evaluator(self.eval_cfg.get("backend", "pycocotools"), index=index)
 
     def _eval_step(self, batch: dict, split: str) -> None:
-        outputs = self.model.forward_heads(batch["images"])
-        result = self.loss_fn(outputs, batch["targets"], self.model.detect.anchors)  # the training assigner
+        with no_autocast(batch["images"].device):  # fp32: the reported mAP does not depend on the precision
+            self._eval_step_fp32(batch, split)
+
+    def _eval_step_fp32(self, batch: dict, split: str) -> None:
+        outputs = self.model.forward_heads(self._images(batch))
+        result = self._loss(outputs, batch["targets"])  # the training assigner
         self.log_dict({f"{split}/loss_{k}": v for k, v in result.components.items()}, on_epoch=True,
                       batch_size=batch["images"].shape[0], sync_dist=True)
         dets = non_max_suppression(self.model.decode(outputs), conf_thres=self.eval_cfg.get("conf_thres", 0.001),
@@ -206,7 +251,8 @@ class YOLOv7Module(L.LightningModule):
         self._end_eval("test")
 
     def predict_step(self, batch: dict, batch_idx: int):
-        dets = non_max_suppression(self.model(batch["images"]), conf_thres=self.eval_cfg.get("predict_conf", 0.25),
-                                   iou_thres=self.eval_cfg.get("predict_iou", 0.45),
-                                   max_det=self.eval_cfg.get("max_det", 300), multi_label=False)
+        with no_autocast(batch["images"].device):
+            dets = non_max_suppression(self.model(self._images(batch)), conf_thres=self.eval_cfg.get("predict_conf", 0.25),
+                                       iou_thres=self.eval_cfg.get("predict_iou", 0.45),
+                                       max_det=self.eval_cfg.get("max_det", 300), multi_label=False)
         return dets, batch["meta"]

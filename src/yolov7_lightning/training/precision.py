@@ -1,0 +1,126 @@
+"""Numeric precision and memory format of the network; the loss, the assigner and the EMA stay in fp32.
+
+* ``trainer=cpu`` sets ``precision: ${cpu_precision:}``: ``bf16-mixed`` (autocast to bfloat16) on a
+  CPU with native bf16 instructions (``avx512_bf16`` or ``amx_bf16`` in ``/proc/cpuinfo``) where a
+  bf16 convolution step is measurably faster than fp32 (a ~1 s probe, :func:`bf16_speedup`), else
+  ``32-true``. Without those instructions bf16 is emulated and several times slower; with
+  ``avx512_bf16`` alone it is faster on some CPUs (AMD Zen 4: ~1.7x per training step) and slower on
+  others (Intel without AMX). The choice is kept in ``$YOLOV7_CPU_PRECISION`` for the process and
+  its children (DDP ranks choose the same). ``trainer.precision=32-true`` or
+  ``trainer.precision=bf16-mixed`` forces either.
+* Lightning's mixed precision keeps the weights (hence the optimizer and the EMA) in fp32 and runs
+  the steps under autocast; :func:`fp32_outputs` hands the loss and the assigner fp32 head maps with
+  autocast off, and validation/prediction decode and run NMS in fp32 the same way.
+* Channels-last (NHWC) is a memory format, not a different model: the state-dict keys and values
+  are the same, so checkpoints, EMA, fusion, export and official weights are unaffected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+CPUINFO = Path("/proc/cpuinfo")
+ENV = "YOLOV7_CPU_PRECISION"
+MIN_SPEEDUP = 1.15  # bf16 is chosen only when the probe finds it at least this much faster
+
+
+def cpu_flags(cpuinfo: str | Path = CPUINFO) -> set[str]:
+    """The CPU's feature flags (the ``flags`` line of ``/proc/cpuinfo``); empty where it is unreadable."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def native_bf16(flags: set[str]) -> str | None:
+    """The first native-bf16 flag the CPU has (``avx512_bf16`` / ``amx_bf16``), or None."""
+    return next((f for f in NATIVE_BF16_FLAGS if f in flags), None)
+
+
+def bf16_speedup(rounds: int = 3) -> float:
+    """fp32 time / bf16-autocast time of a training-like convolution step (3x3, 64 channels, 40x40,
+    batch 8, channels-last, forward + backward); the two take turns, median of ``rounds``."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 64, 40, 40, generator=g).contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last)
+
+    def step(bf16: bool) -> float:
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y = conv(x)
+        y.float().square().mean().backward()
+        return time.perf_counter() - t
+
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for i in range(rounds + 1):
+        for bf16 in (False, True):
+            elapsed = step(bf16)
+            if i:  # the first round warms up both
+                times[bf16].append(elapsed)
+    return statistics.median(times[False]) / statistics.median(times[True])
+
+
+def auto_cpu_precision(cpuinfo: str | Path = CPUINFO) -> str:
+    """``bf16-mixed`` where the CPU has native bf16 and bf16 is faster there, else ``32-true``."""
+    chosen = os.environ.get(ENV)
+    if chosen in ("bf16-mixed", "32-true"):
+        return chosen
+    chosen = "bf16-mixed" if native_bf16(cpu_flags(cpuinfo)) and bf16_speedup() >= MIN_SPEEDUP else "32-true"
+    os.environ[ENV] = chosen  # once per process tree: DDP ranks and later resolutions agree
+    return chosen
+
+
+def describe_cpu_precision(precision: str, auto: bool, cpuinfo: str | Path = CPUINFO) -> str:
+    """One log line: the precision and why (chosen for this CPU, or set by the user)."""
+    if not auto:
+        return f"precision {precision} (set in the config)"
+    flag = native_bf16(cpu_flags(cpuinfo))
+    if not flag:
+        why = f"the CPU has none of {', '.join(NATIVE_BF16_FLAGS)}"
+    elif precision == "bf16-mixed":
+        why = f"the CPU has {flag} and bf16 convolutions measured faster than fp32"
+    else:
+        why = f"the CPU has {flag} but bf16 convolutions measured no faster than fp32"
+    return f"precision {precision} (chosen for this CPU: {why}; trainer.precision=32-true|bf16-mixed forces either)"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("cpu_precision"):
+        OmegaConf.register_new_resolver("cpu_precision", lambda: auto_cpu_precision(CPUINFO))
+
+
+def fp32_outputs(outputs):
+    """Head outputs (``HeadOutputs`` or a tensor) as fp32 tensors, for the loss, assigner and decoding."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs.float()
+    lead = [t.float() for t in outputs.lead]
+    aux = None if outputs.aux is None else [t.float() for t in outputs.aux]
+    return type(outputs)(lead, aux)
+
+
+def no_autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
+    """Autocast off for ``device`` (the fp32 parts of a step run inside Lightning's autocast)."""
+    device_type = torch.device(device).type
+    if device_type not in ("cpu", "cuda", "xpu", "mps"):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, enabled=False)
+
+
+def to_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """A batch of images ``[B, C, H, W]`` in channels-last when asked (other tensors untouched)."""
+    if channels_last and x.ndim == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x

@@ -1,0 +1,154 @@
+"""Precision choice (bf16 where the CPU has it), fp32 loss/assigner under autocast, channels-last
+leaving the weights, checkpoints and the official import as they were."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from tests.unit.test_official_weights import assert_loaded, random_official, save_official
+from yolov7_lightning.cli.paths import CONFIG_DIR
+from yolov7_lightning.config import register_configs
+from yolov7_lightning.models import build_model
+from yolov7_lightning.models.official_weights import load_official_weights
+from yolov7_lightning.training import precision
+from yolov7_lightning.training.module import YOLOv7Module
+
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+flags\t\t: fpu vme sse sse2 avx2 avx512f {extra} avx512vl
+bogomips\t: 4900.00
+"""
+
+
+@pytest.fixture
+def probe(monkeypatch):
+    """No cached choice; the bf16 probe replaced by a given speed-up (and its calls counted)."""
+    monkeypatch.setenv(precision.ENV, "")  # recorded, so that the choice written by the code is undone too
+    monkeypatch.delenv(precision.ENV)
+    calls = []
+
+    def use(speedup: float) -> list:
+        monkeypatch.setattr(precision, "bf16_speedup", lambda: calls.append(speedup) or speedup)
+        return calls
+    return use
+
+
+@pytest.mark.parametrize("extra, speedup, expected", [
+    ("avx512_bf16", 1.7, "bf16-mixed"), ("amx_bf16 amx_tile", 3.0, "bf16-mixed"),
+    ("avx512_bf16", 0.7, "32-true"),  # native bf16 that is slower than fp32 (Intel without AMX)
+    ("avx512bw", 5.0, "32-true"),  # no native bf16: not even probed
+])
+def test_precision_follows_the_cpu_flags_and_the_probe(tmp_path, probe, extra, speedup, expected):
+    info = tmp_path / "cpuinfo"
+    info.write_text(CPUINFO.format(extra=extra))
+    calls = probe(speedup)
+    assert precision.auto_cpu_precision(info) == expected
+    assert len(calls) == (0 if extra == "avx512bw" else 1)
+    assert precision.auto_cpu_precision(info) == expected and len(calls) <= 1  # kept for the process (and DDP ranks)
+    assert precision.os.environ[precision.ENV] == expected
+
+
+def test_bf16_probe_measures_a_ratio():
+    assert 0.05 < precision.bf16_speedup(rounds=1) < 20
+
+
+@pytest.mark.parametrize("extra, expected", [("avx512_bf16", "bf16-mixed"), ("avx512bw", "32-true")])
+def test_cpu_trainer_config_chooses_the_precision(tmp_path, monkeypatch, probe, extra, expected):
+    info = tmp_path / "cpuinfo"
+    info.write_text(CPUINFO.format(extra=extra))
+    monkeypatch.setattr(precision, "CPUINFO", info)
+    probe(2.0)
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        assert compose("train").trainer.precision == expected  # trainer=cpu, the default
+        assert compose("train", ["trainer=ddp_cpu"]).trainer.precision == expected
+        assert compose("train", ["trainer.precision=32-true"]).trainer.precision == "32-true"  # forced
+        assert compose("train", ["trainer=gpu"]).trainer.precision == "16-mixed"
+    line = precision.describe_cpu_precision(expected, auto=True, cpuinfo=info)
+    assert expected in line and ("has avx512_bf16" in line) == (expected == "bf16-mixed")
+    assert "(set in the config)" in precision.describe_cpu_precision("32-true", auto=False)
+
+
+def test_unreadable_cpuinfo_means_fp32(tmp_path, probe):
+    probe(2.0)
+    assert precision.auto_cpu_precision(tmp_path / "missing") == "32-true"
+
+
+def module(channels_last: bool) -> YOLOv7Module:
+    torch.manual_seed(0)
+    return YOLOv7Module(model={"_target_": "yolov7_lightning.models.build_model", "variant": "yolov7-tiny",
+                               "num_classes": 3},
+                        loss={"_target_": "yolov7_lightning.loss.YOLOv7Loss", "_partial_": True},
+                        assigner={"_target_": "yolov7_lightning.assign.Assigner"}, optim={}, schedule={},
+                        image_size=64, batch_size=2, channels_last=channels_last)
+
+
+def test_loss_and_assigner_get_fp32_with_autocast_off():
+    m = module(channels_last=True).train()
+    seen = {}
+
+    def spy(name, fn):
+        def wrapped(outputs, targets, anchors, *rest):
+            seen[name] = ({t.dtype for t in [*outputs.lead, *(outputs.aux or [])]}, targets.dtype, anchors.dtype,
+                          torch.is_autocast_enabled("cpu"))
+            return fn(outputs, targets, anchors, *rest)
+        return wrapped
+
+    class Assigner:  # the real assigner, its inputs recorded
+        def __init__(self, inner):
+            self.inner, self.call = inner, spy("assigner", inner.__call__)
+
+        def __call__(self, *args):
+            return self.call(*args)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    m.loss_fn.forward = spy("loss", m.loss_fn.forward)
+    m.loss_fn.assigner = Assigner(m.loss_fn.assigner)
+    images = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    targets = torch.tensor([[0, 1, 32.0, 32.0, 20.0, 16.0], [1, 2, 20.0, 40.0, 10.0, 12.0]])
+    conv_out = []
+    m.model.detect.m[0].register_forward_hook(lambda mod, args, out: conv_out.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = m.model(images)
+        assert conv_out == [torch.bfloat16]  # the network did run in bf16 (the head's implicit scale promotes)
+        result = m._loss(outputs, targets)
+    assert seen["loss"] == ({torch.float32}, torch.float32, torch.float32, False)
+    assert seen["assigner"] == ({torch.float32}, torch.float32, torch.float32, False)
+    assert result.total.dtype == torch.float32 and torch.isfinite(result.total)
+
+
+def test_channels_last_keeps_state_dict_and_outputs():
+    plain, nhwc = module(channels_last=False), module(channels_last=True)
+    a, b = plain.state_dict(), nhwc.state_dict()
+    assert list(a) == list(b)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    weights = [p for p in nhwc.model.parameters() if p.ndim == 4 and p.shape[-1] > 1]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                           for p in weights)
+    # a channels-last state dict loads into a contiguous model and back, values intact
+    fresh = module(channels_last=False)
+    with torch.no_grad():
+        for p in fresh.parameters():
+            p.zero_()
+    fresh.load_state_dict(b)
+    assert all(torch.equal(fresh.state_dict()[k], a[k]) for k in a)
+    plain.eval(), nhwc.eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = plain.model(x)
+        out = nhwc.model(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-3)
+
+
+def test_official_import_into_a_channels_last_model(tmp_path):
+    sd = random_official(build_model("yolov7-tiny", num_classes=80), "training", seed=3)
+    path = save_official(tmp_path / "yolov7-tiny.pt", sd, 80)
+    model = build_model("yolov7-tiny", num_classes=80).to(memory_format=torch.channels_last)
+    report = load_official_weights(model, path)
+    assert (report.missing, report.unexpected) == ([], [])
+    assert_loaded(model, sd, "training")
+    assert model.detect.m[0].weight.is_contiguous(memory_format=torch.channels_last)
