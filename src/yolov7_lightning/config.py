@@ -21,6 +21,7 @@ class ModelConfig:
     aux_tap: str = "branch"
     elan_repconv: str = "none"
     weights: Optional[str] = None
+    weights_partial: bool = False  # true: a weights file covering under half the model is loaded anyway
     scaling: Any = None
 
 

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from ..data import ImageMeta, letterbox
 from ..data.image_io import IMAGE_SUFFIXES, decode_image
 from ..eval import draw_detections, non_max_suppression, prediction_records, save_predictions
-from ..training.checkpoint import load_module
+from ..models.checkpoint_reader import build_from, read_checkpoint
 from .app import hydra_app
 
 
@@ -37,15 +37,16 @@ BACKENDS = ("pytorch", "onnx")
 
 
 class TorchDetector:
-    """The PyTorch path: a training checkpoint's EMA weights, the official NMS."""
+    """The PyTorch path: a training checkpoint's EMA weights (or a deploy file, or an official .pt),
+    the official NMS."""
 
     def __init__(self, ckpt: str):
-        module = load_module(ckpt)
-        self.model = module.model
-        self.names = list(module.hparams.names or [])
-        self.category_ids = module.hparams.category_ids
+        source = read_checkpoint(ckpt, kinds=("training", "deploy", "official"), purpose="yolov7-predict")
+        self.model = build_from(source)
+        self.names = list(source.names or [])
+        self.category_ids = (source.hparams or {}).get("category_ids")
         self.stride = self.model.max_stride
-        self.image_size = module.hparams.image_size
+        self.image_size = source.image_size
 
     @torch.no_grad()
     def detect(self, x: torch.Tensor, conf_thres: float, iou_thres: float, max_det: int) -> list[torch.Tensor]:
@@ -58,7 +59,7 @@ def make_detector(cfg: DictConfig):
         raise ValueError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
     if cfg.backend == "pytorch":
         if not cfg.ckpt:
-            raise ValueError("backend=pytorch needs ckpt=<training checkpoint>")
+            raise ValueError("backend=pytorch needs ckpt=<training checkpoint, deploy file or official .pt>")
         return TorchDetector(cfg.ckpt)
     if not cfg.model:
         raise ValueError("backend=onnx needs model=<model.onnx>")

@@ -21,13 +21,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..atomic import atomic_write_json
 from ..models import get_arch
+from ..models.checkpoint_reader import load_weights, read_checkpoint
 from ..models.summary import summarize
 from ..training.callbacks import DeployExport, LogRunInfo, ValidationVisuals, YOLOv7EMA
 from ..training.checkpoint_io import AtomicCheckpointIO
 from ..training.ddp import ReplicaConsistency, end_job
 from ..training.module import YOLOv7Module
-from ..training.weights import load_pretrained
 from .app import hydra_app
+from .output import require_writable
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ def plain(cfg) -> dict:
 
 def build(cfg: DictConfig, out_dir: Path):
     """(datamodule, module, trainer, model summary) from a composed ``train`` config."""
+    require_writable(out_dir, out_dir / "checkpoints")  # before any data or model work
+    if cfg.ckpt_path:  # a bad file fails here, in one line, before the data is read
+        read_checkpoint(cfg.ckpt_path, kinds=("training",), purpose="ckpt_path (resume)")
+    weights = read_checkpoint(cfg.model.weights, kinds=("training", "official", "state_dict"),
+                              purpose="model.weights") if cfg.model.get("weights") else None
     arch_stride = max(get_arch(cfg.model.variant).strides)
     datamodule = instantiate(cfg.data, augment=cfg.augment, stride=arch_stride, seed=cfg.seed)
     datamodule.prepare_data()
@@ -50,8 +56,8 @@ def build(cfg: DictConfig, out_dir: Path):
                           schedule=plain(cfg.schedule), evaluation=plain(cfg.evaluation),
                           image_size=max(datamodule.img_size), batch_size=datamodule.batch_size,
                           names=list(datamodule.names), category_ids=[int(c) for c in datamodule.category_ids])
-    if model_cfg.get("weights"):
-        load_pretrained(module.model, model_cfg["weights"])
+    if weights is not None:
+        load_weights(module.model, weights, allow_partial=bool(model_cfg.get("weights_partial")))
     summary = summarize(module.model)  # params and GFLOPs at the variant's nominal size (the paper's tables)
     ckpt_dir = out_dir / "checkpoints"
     callbacks = [  # best by fitness; last after every epoch (Lightning's save_last follows the top-k saves only)
