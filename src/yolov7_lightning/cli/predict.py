@@ -6,6 +6,7 @@ multiple of its max stride)."""
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -15,10 +16,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..data import ImageMeta, letterbox
-from ..data.image_io import IMAGE_SUFFIXES, decode_image
+from ..data.image_io import IMAGE_SUFFIXES, ImageLoadError, decode_image
 from ..eval import draw_detections, non_max_suppression, prediction_records, save_predictions
 from ..models.checkpoint_reader import build_from, read_checkpoint
 from .app import hydra_app
+from .output import require_writable
+
+log = logging.getLogger(__name__)
 
 
 def image_files(source: str | Path) -> list[Path]:
@@ -81,15 +85,27 @@ def input_size(cfg: DictConfig, detector) -> tuple[int, int]:
     return side, side
 
 
+def output_name(path: Path, source: str | Path) -> Path:
+    """The drawn file's name under ``images/``: the path relative to a source folder, extension kept
+    (``a.jpg``, ``a.png`` and ``sub/a.jpg`` stay three files)."""
+    source = Path(source)
+    return path.relative_to(source) if source.is_dir() else Path(path.name)
+
+
 def run(cfg: DictConfig) -> list[dict]:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    require_writable(out_dir / "images")
     detector = make_detector(cfg)
     names = list(detector.names or [])
     size = input_size(cfg, detector)
-    records = []
+    records, skipped = [], []
     for i, path in enumerate(image_files(cfg.source)):
-        image = decode_image(path)
+        try:
+            image = decode_image(path)
+        except (ImageLoadError, OSError) as e:  # an unreadable image is a counted skip, the rest go on
+            skipped.append(str(e) if str(path) in str(e) else f"{path}: {e}")
+            log.warning("skipped %s", skipped[-1])
+            continue
         boxed, lb = letterbox(image, size)
         x = torch.from_numpy(boxed).permute(2, 0, 1)[None].float().div(255)
         dets = detector.detect(x, conf_thres=cfg.conf_thres, iou_thres=cfg.iou_thres, max_det=cfg.max_det)
@@ -99,10 +115,16 @@ def run(cfg: DictConfig) -> list[dict]:
         original = dets[0].clone()
         original[:, :4] = meta.to_original(original[:, :4])
         drawn = draw_detections(image, original, names or None)
-        cv2.imwrite(str(out_dir / "images" / f"{path.stem}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        target = out_dir / "images" / output_name(path, cfg.source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(target), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR)):
+            target = target.with_name(target.name + ".png")  # an extension OpenCV cannot write
+            cv2.imwrite(str(target), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
     save_predictions(records, out_dir / "predictions.json")
     total = sum(len(r["scores"]) for r in records)
     print(f"{len(records)} images, {total} detections ({cfg.backend})")
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable image(s): " + "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
     print(f"outputs: {out_dir}  (images/, predictions.json)")
     return records
 
