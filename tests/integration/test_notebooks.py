@@ -3,7 +3,7 @@ of this Python, and check a value each one computed.
 
 Convention: a notebook's last output line starting with ``RESULT `` is a JSON object of its key
 figures; ``CHECKS`` below asserts on it by the notebook's number prefix (a notebook without an entry
-must still print a non-empty ``RESULT``). Everything a notebook writes goes into the test's tmp dir
+fails). Everything a notebook writes goes into the test's tmp dir
 (``YOLOV7_NB_WORKDIR``); the generated shapes data is shared by the notebooks of a session
 (``YOLOV7_CACHE``).
 """
@@ -109,5 +109,6 @@ def test_notebook_executes(path: Path, tmp_path: Path, shapes_cache: Path, monke
     result = json.loads(line_value(text, "RESULT "))
     assert isinstance(result, dict) and result, result
     assert all(not (isinstance(v, float) and math.isnan(v)) for v in result.values()), result
-    CHECKS.get(path.name[:2], lambda *_: None)(result, tmp_path)
+    assert path.name[:2] in CHECKS, f"{path.name}: add a check of its RESULT to CHECKS"
+    CHECKS[path.name[:2]](result, tmp_path)
     print(f"{path.name}: {seconds:.1f} s")
