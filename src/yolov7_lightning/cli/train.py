@@ -47,6 +47,7 @@ def build(cfg: DictConfig, out_dir: Path):
     arch_stride = max(get_arch(cfg.model.variant).strides)
     datamodule = instantiate(cfg.data, augment=cfg.augment, stride=arch_stride, seed=cfg.seed)
     datamodule.prepare_data()
+    datamodule.setup("fit")  # train and val read now: a class list that differs between them stops here
     model_cfg = plain(cfg.model)
     num_classes = len(datamodule.names)
     if model_cfg["num_classes"] != num_classes:
