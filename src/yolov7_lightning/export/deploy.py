@@ -78,9 +78,8 @@ def load_source(path: str | Path) -> ExportSource:
     YOLOv7 ``.pt`` (variant identified, class count from the checkpoint) through the checkpoint reader."""
     ckpt = read_checkpoint(path, kinds=("training", "deploy", "official"), purpose="export")
     model = build_from(ckpt)
-    kind = "official" if ckpt.kind == "official" else ckpt.kind
     return ExportSource(model, dict(ckpt.spec), list(ckpt.names or default_names(model.num_classes)),
-                        int(ckpt.image_size or default_size(model)), kind, str(path))
+                        int(ckpt.image_size or default_size(model)), ckpt.kind, str(path))
 
 
 def source_from_model(model: YOLOv7, spec: Mapping[str, Any] | None = None, names: list[str] | None = None,
