@@ -47,3 +47,24 @@ def randomise_statistics(model: torch.nn.Module, seed: int = 0, spread: float = 
         for p in detect.im.parameters():
             p.copy_(1 + torch.randn(p.shape, generator=g) * spread)
     return model
+
+
+def run_cli(main, *args: str) -> tuple[int, str, str]:
+    """Run a console-script ``main`` (``yolov7_lightning.cli.<name>.main``) in this process with
+    ``args`` as its command line: (exit status, stdout, stderr). The same code path as the installed
+    command, without paying the interpreter and import start-up for every call."""
+    import contextlib
+    import io
+    import sys
+
+    out, err, argv = io.StringIO(), io.StringIO(), sys.argv
+    sys.argv = ["yolov7", *args]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = argv
+    return code, out.getvalue(), err.getvalue()

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
 from yolov7_lightning.cli.data import run as data_run
@@ -45,7 +46,7 @@ def test_config_groups_compose_with_schemas():
             assert c.data.source.kind == "coco" and "enabled" in c.augment
         c = compose(config_name=None, overrides=["+data=yolo", "+augment=scratch_p5"])
         assert c.augment.scale == 0.9 and c.augment.mixup == 0.15
-        with pytest.raises(Exception):
+        with pytest.raises(ConfigCompositionException, match=r"Could not override 'augment.mosiac'"):
             compose(config_name=None, overrides=["+data=shapes", "+augment=none", "augment.mosiac=1"])
 
 

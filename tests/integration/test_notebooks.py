@@ -3,13 +3,14 @@ of this Python, and check a value each one computed.
 
 Convention: a notebook's last output line starting with ``RESULT `` is a JSON object of its key
 figures; ``CHECKS`` below asserts on it by the notebook's number prefix (a notebook without an entry
-must still print a non-empty ``RESULT``). Everything a notebook writes goes into the test's tmp dir
+fails). Everything a notebook writes goes into the test's tmp dir
 (``YOLOV7_NB_WORKDIR``); the generated shapes data is shared by the notebooks of a session
 (``YOLOV7_CACHE``).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import sys
@@ -25,12 +26,17 @@ nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT = 600  # seconds per cell; the quick settings need well under a minute per cell
+QUICKSTART_MAP50_FLOOR = 0.01  # the quick settings (320 images, 4 epochs) reach it in every run seen
 PROBE = "import sys; print('KERNEL_PREFIX', sys.prefix); print('KERNEL_EXECUTABLE', sys.executable)"
 
 
 def check_quickstart(result: dict, tmp: Path) -> None:
     for key in ("train_map50", "train_map", "eval_map50", "eval_map"):
         assert isinstance(result[key], float) and 0.0 <= result[key] <= 1.0, (key, result[key])
+    assert result["train_map50"] >= QUICKSTART_MAP50_FLOOR, result  # it learned something
+    # eval reads best.ckpt: its fitness is the best validation's, at least the last one's (the train result)
+    fitness = {s: 0.1 * result[f"{s}_map50"] + 0.9 * result[f"{s}_map"] for s in ("train", "eval")}
+    assert fitness["eval"] >= fitness["train"] - 1e-9, result
     predictions = Path(result["predictions"])
     assert predictions.is_file() and predictions.is_relative_to(tmp)
     records = json.loads(predictions.read_text())
@@ -63,7 +69,18 @@ def check_reparameterization(result: dict, tmp: Path) -> None:
 def check_report(result: dict, tmp: Path) -> None:
     assert result["jobs"] >= 1 and result["arms"] >= 1, result
     assert all(Path(f).is_file() for f in result["files"].values()), result["files"]
-    assert all(v is None or 0.0 <= v <= 1.0 for v in result.get("map_by_arm", {}).values()), result
+    # the report's rows are the jobs' own metrics.json, and each arm's mean is the mean of its jobs
+    multirun = Path(result["multirun"])
+    with open(result["files"]["csv"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == result["jobs"]
+    by_arm: dict[str, list[float]] = {}
+    for row in rows:
+        metrics = json.loads((multirun / row["job"] / "metrics.json").read_text())
+        assert float(row["map"]) == pytest.approx(metrics["map"], abs=1e-9), row
+        assert float(row["map50"]) == pytest.approx(metrics["map50"], abs=1e-9), row
+        by_arm.setdefault(row["arm"], []).append(metrics["map"])
+    assert result["map_by_arm"] == pytest.approx({a: sum(v) / len(v) for a, v in by_arm.items()}, abs=1e-9)
 
 
 CHECKS = {"01": check_quickstart, "02": check_assignment, "03": check_reparameterization, "04": check_report}
@@ -109,5 +126,6 @@ def test_notebook_executes(path: Path, tmp_path: Path, shapes_cache: Path, monke
     result = json.loads(line_value(text, "RESULT "))
     assert isinstance(result, dict) and result, result
     assert all(not (isinstance(v, float) and math.isnan(v)) for v in result.values()), result
-    CHECKS.get(path.name[:2], lambda *_: None)(result, tmp_path)
+    assert path.name[:2] in CHECKS, f"{path.name}: add a check of its RESULT to CHECKS"
+    CHECKS[path.name[:2]](result, tmp_path)
     print(f"{path.name}: {seconds:.1f} s")

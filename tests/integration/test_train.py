@@ -149,7 +149,9 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
     cmd = [sys.executable, "-m", "yolov7_lightning.cli.predict", f"hydra.run.dir={tmp_path / 'p'}", f"ckpt={bad}",
            f"source={tmp_path}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0 and "not a yolov7-lightning training checkpoint" in proc.stderr
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        f"error: {bad}: not a YOLOv7 checkpoint (a dict with keys ['state_dict']); expected a training checkpoint, "
+        "a deploy file, an official YOLOv7 .pt or a state dict"], proc.stderr
 
 
 @pytest.fixture(scope="module")

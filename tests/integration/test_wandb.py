@@ -145,7 +145,15 @@ def test_per_class_table(wandb_sweep):
     content = json.loads(table.read_text())
     assert content["columns"] == ["class", "AP", "AP50"]
     assert [row[0] for row in content["data"]] == run["config"]["names"]  # one row per class, in class order
-    assert all(-1.0 <= ap <= 1.0 and -1.0 <= ap50 <= 1.0 for _, ap, ap50 in content["data"])
+    # the values of the job's own evaluation (one epoch: one validation), not merely numbers in range
+    sweep, _ = wandb_sweep
+    metrics = json.loads((sweep / "0" / "metrics.json").read_text())
+    expected = {name: round(ap, 5) for name, ap in metrics["per_class"].items()}  # the table rounds to 5 places
+    assert {name: ap for name, ap, _ in content["data"]} == pytest.approx(expected, abs=1e-9)
+    assert any(ap > 0 for _, ap, _ in content["data"])
+    assert all(ap50 >= ap for _, ap, ap50 in content["data"] if ap >= 0)
+    assert all(ap50 == -1.0 for _, ap, ap50 in content["data"] if ap == -1.0)  # no ground truth: both -1
+    assert run["summary"]["val/map"] == pytest.approx(metrics["map"], abs=1e-6)
 
 
 def test_images_with_boxes_and_objectness_maps(wandb_sweep):

@@ -104,7 +104,12 @@ def test_pretrained_weights_from_a_checkpoint(tmp_path):
     target = build_model("yolov7-tiny", num_classes=3)
     load_pretrained(target, path)
     assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
-    with pytest.raises(ValueError, match=r"does not fit model yolov7-tiny with 5 classes.*checkpoint \(24,"):
-        load_pretrained(build_model("yolov7-tiny", num_classes=5), path)
-    with pytest.raises(FileNotFoundError, match="weights file not found"):
+    other = build_model("yolov7-tiny", num_classes=5)  # the expected partial case: all but the class-count head
+    init = {k: v.clone() for k, v in other.state_dict().items()}
+    counts = load_pretrained(other, path)
+    assert len(counts.mismatched) == 9 and all(m.startswith(("detect.m.", "detect.im.")) for m in counts.mismatched)
+    assert len(counts.loaded) == 335 and not counts.missing and not counts.unexpected
+    assert torch.equal(other.state_dict()["detect.m.0.weight"], init["detect.m.0.weight"])
+    assert torch.equal(other.state_dict()["backbone.stem.0.conv.weight"], source.state_dict()["backbone.stem.0.conv.weight"])
+    with pytest.raises(ValueError, match="missing.pt: file not found"):
         load_pretrained(target, tmp_path / "missing.pt")

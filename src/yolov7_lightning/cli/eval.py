@@ -14,6 +14,7 @@ from ..atomic import atomic_write_json
 from ..eval import format_per_class
 from ..training.checkpoint import load_module
 from .app import hydra_app
+from .output import require_writable
 
 SPLITS = ("val", "test")
 
@@ -22,7 +23,8 @@ def run(cfg: DictConfig) -> dict:
     if cfg.split not in SPLITS:
         raise ValueError(f"unknown split {cfg.split!r}; valid: {', '.join(SPLITS)}")
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    module = load_module(cfg.ckpt)
+    require_writable(out_dir)
+    module = load_module(cfg.ckpt, purpose="yolov7-eval")
     module.eval_cfg.update(OmegaConf.to_container(cfg.evaluation, resolve=True))
     datamodule = instantiate(cfg.data, augment=None, stride=module.model.max_stride)
     if list(datamodule.names) != list(module.hparams.names or datamodule.names):

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..export import ExportOptions, Tolerances, export
 from .app import hydra_app
+from .output import require_writable
 
 
 def options_from_config(cfg: DictConfig) -> ExportOptions:
@@ -36,6 +37,7 @@ def options_from_config(cfg: DictConfig) -> ExportOptions:
 
 def run(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else Path(HydraConfig.get().runtime.output_dir)
+    require_writable(out_dir)
     report = export(cfg.ckpt, out_dir, options_from_config(cfg))
     for name, check in report["checks"].items():
         if "identical" in check:

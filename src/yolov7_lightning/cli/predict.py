@@ -6,6 +6,7 @@ multiple of its max stride)."""
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -15,10 +16,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..data import ImageMeta, letterbox
-from ..data.image_io import IMAGE_SUFFIXES, decode_image
+from ..data.image_io import IMAGE_SUFFIXES, ImageLoadError, decode_image
 from ..eval import draw_detections, non_max_suppression, prediction_records, save_predictions
-from ..training.checkpoint import load_module
+from ..models.checkpoint_reader import build_from, read_checkpoint
 from .app import hydra_app
+from .output import require_writable
+
+log = logging.getLogger(__name__)
 
 
 def image_files(source: str | Path) -> list[Path]:
@@ -37,16 +41,19 @@ BACKENDS = ("pytorch", "onnx")
 
 
 class TorchDetector:
-    """The PyTorch path: a training checkpoint's EMA weights, the official NMS."""
+    """The PyTorch path: a training checkpoint's EMA weights (or a deploy file, or an official .pt),
+    the official NMS."""
 
     def __init__(self, ckpt: str):
-        module = load_module(ckpt)
-        self.model = module.model
-        self.channels_last = bool(module.hparams.get("channels_last", False))  # the model's memory format
-        self.names = list(module.hparams.names or [])
-        self.category_ids = module.hparams.category_ids
+        source = read_checkpoint(ckpt, kinds=("training", "deploy", "official"), purpose="yolov7-predict")
+        self.model = build_from(source)
+        self.names = list(source.names or [])
+        self.category_ids = (source.hparams or {}).get("category_ids")
+        self.channels_last = bool((source.hparams or {}).get("channels_last", False))  # the model's memory format
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.stride = self.model.max_stride
-        self.image_size = module.hparams.image_size
+        self.image_size = source.image_size
 
     @torch.no_grad()
     def detect(self, x: torch.Tensor, conf_thres: float, iou_thres: float, max_det: int) -> list[torch.Tensor]:
@@ -61,7 +68,7 @@ def make_detector(cfg: DictConfig):
         raise ValueError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
     if cfg.backend == "pytorch":
         if not cfg.ckpt:
-            raise ValueError("backend=pytorch needs ckpt=<training checkpoint>")
+            raise ValueError("backend=pytorch needs ckpt=<training checkpoint, deploy file or official .pt>")
         return TorchDetector(cfg.ckpt)
     if not cfg.model:
         raise ValueError("backend=onnx needs model=<model.onnx>")
@@ -83,15 +90,27 @@ def input_size(cfg: DictConfig, detector) -> tuple[int, int]:
     return side, side
 
 
+def output_name(path: Path, source: str | Path) -> Path:
+    """The drawn file's name under ``images/``: the path relative to a source folder, extension kept
+    (``a.jpg``, ``a.png`` and ``sub/a.jpg`` stay three files)."""
+    source = Path(source)
+    return path.relative_to(source) if source.is_dir() else Path(path.name)
+
+
 def run(cfg: DictConfig) -> list[dict]:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    require_writable(out_dir / "images")
     detector = make_detector(cfg)
     names = list(detector.names or [])
     size = input_size(cfg, detector)
-    records = []
+    records, skipped = [], []
     for i, path in enumerate(image_files(cfg.source)):
-        image = decode_image(path)
+        try:
+            image = decode_image(path)
+        except (ImageLoadError, OSError) as e:  # an unreadable image is a counted skip, the rest go on
+            skipped.append(str(e) if str(path) in str(e) else f"{path}: {e}")
+            log.warning("skipped %s", skipped[-1])
+            continue
         boxed, lb = letterbox(image, size)
         x = torch.from_numpy(boxed).permute(2, 0, 1)[None].float().div(255)
         dets = detector.detect(x, conf_thres=cfg.conf_thres, iou_thres=cfg.iou_thres, max_det=cfg.max_det)
@@ -101,10 +120,16 @@ def run(cfg: DictConfig) -> list[dict]:
         original = dets[0].clone()
         original[:, :4] = meta.to_original(original[:, :4])
         drawn = draw_detections(image, original, names or None)
-        cv2.imwrite(str(out_dir / "images" / f"{path.stem}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        target = out_dir / "images" / output_name(path, cfg.source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(target), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR)):
+            target = target.with_name(target.name + ".png")  # an extension OpenCV cannot write
+            cv2.imwrite(str(target), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
     save_predictions(records, out_dir / "predictions.json")
     total = sum(len(r["scores"]) for r in records)
     print(f"{len(records)} images, {total} detections ({cfg.backend})")
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable image(s): " + "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
     print(f"outputs: {out_dir}  (images/, predictions.json)")
     return records
 

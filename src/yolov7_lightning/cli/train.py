@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..assign import check_heads
 from ..atomic import atomic_write_json
 from ..models import get_arch
+from ..models.checkpoint_reader import load_weights, read_checkpoint
 from ..models.summary import summarize
 from ..training.callbacks import DeployExport, LogRunInfo, ValidationVisuals, YOLOv7EMA
 from ..training.checkpoint_io import AtomicCheckpointIO
@@ -30,8 +31,8 @@ from ..training.cluster import link_submitit_logs, resolve_ckpt_path
 from ..training.ddp import ReplicaConsistency, end_job
 from ..training.module import YOLOv7Module
 from ..training.precision import describe_cpu_precision
-from ..training.weights import load_pretrained
 from .app import hydra_app
+from .output import require_writable
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,16 @@ def build(cfg: DictConfig, out_dir: Path):
     arch = get_arch(cfg.model.variant)
     aux_head = arch.aux_default if cfg.model.aux_head is None else cfg.model.aux_head
     check_heads(cfg.assigner.strategy, aux_head, arch.name)  # before any data work: the config says what runs
+    require_writable(out_dir, out_dir / "checkpoints")
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir)
+    if ckpt_path:  # a bad file fails here, in one line, before the data is read
+        read_checkpoint(ckpt_path, kinds=("training",), purpose="ckpt_path (resume)")
+    weights = read_checkpoint(cfg.model.weights, kinds=("training", "official", "state_dict"),
+                              purpose="model.weights") if cfg.model.get("weights") else None
     arch_stride = max(arch.strides)
     datamodule = instantiate(cfg.data, augment=cfg.augment, stride=arch_stride, seed=cfg.seed)
     datamodule.prepare_data()
+    datamodule.setup("fit")  # train and val read now: a class list that differs between them stops here
     model_cfg = plain(cfg.model)
     num_classes = len(datamodule.names)
     if model_cfg["num_classes"] != num_classes:
@@ -58,8 +66,8 @@ def build(cfg: DictConfig, out_dir: Path):
                           image_size=max(datamodule.img_size), batch_size=datamodule.batch_size,
                           names=list(datamodule.names), category_ids=[int(c) for c in datamodule.category_ids],
                           channels_last=cfg.get("channels_last", True), compile=cfg.get("compile", False))
-    if model_cfg.get("weights"):
-        load_pretrained(module.model, model_cfg["weights"])
+    if weights is not None:
+        load_weights(module.model, weights, allow_partial=bool(model_cfg.get("weights_partial")))
     summary = summarize(module.model)  # params and GFLOPs at the variant's nominal size (the paper's tables)
     ckpt_dir = out_dir / "checkpoints"
     callbacks = [  # best by fitness; last after every epoch (Lightning's save_last follows the top-k saves only)

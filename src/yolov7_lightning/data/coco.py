@@ -64,8 +64,13 @@ def _probe_all(paths: list[Path], verify: bool) -> list[tuple[int, int] | str]:
         return list(pool.map(one, paths, chunksize=64))
 
 
-def load_coco(annotation_file: str | Path, image_dir: str | Path, verify_images: bool = True) -> DatasetIndex:
-    """Read a split. ``verify_images`` probes every image header (size, truncation, EXIF)."""
+def load_coco(annotation_file: str | Path, image_dir: str | Path, verify_images: bool = True,
+              names: list[str] | None = None) -> DatasetIndex:
+    """Read a split. ``verify_images`` probes every image header (size, truncation, EXIF).
+
+    ``names`` (``data.source.names``): the class list, fixed by the user; each category is mapped by
+    its name to its position in ``names`` (so splits whose ids differ agree), a category whose name is
+    not listed is an error, and a listed name the file lacks gets an unused id (it has no boxes)."""
     annotation_file, image_dir = Path(annotation_file), Path(image_dir)
     data = read_json(annotation_file)
     report = LoadReport(str(annotation_file))
@@ -75,8 +80,18 @@ def load_coco(annotation_file: str | Path, image_dir: str | Path, verify_images:
         coco.createIndex()
 
     cat_ids = sorted(coco.getCatIds())
-    names = [coco.cats[c].get("name", str(c)) for c in cat_ids]
-    contiguous = {c: i for i, c in enumerate(cat_ids)}
+    if names is None:
+        names = [coco.cats[c].get("name", str(c)) for c in cat_ids]
+        contiguous = {c: i for i, c in enumerate(cat_ids)}
+    else:
+        names = [str(n) for n in names]
+        by_name = {str(coco.cats[c].get("name", c)): c for c in cat_ids}
+        unknown = [f"{c} ({coco.cats[c].get('name')})" for c in cat_ids if str(coco.cats[c].get("name", c)) not in names]
+        if unknown:
+            raise DatasetError(f"{annotation_file}: categories {unknown[:5]} are not in data.source.names {names[:10]}")
+        contiguous = {c: names.index(str(coco.cats[c].get("name", c))) for c in cat_ids}
+        spare = iter(range(max(cat_ids, default=0) + 1, 1 << 30))
+        cat_ids = [by_name[n] if n in by_name else next(spare) for n in names]
     known_images = set(coco.imgs)
     for ann in data["annotations"]:
         if ann.get("image_id") not in known_images:
@@ -91,13 +106,16 @@ def load_coco(annotation_file: str | Path, image_dir: str | Path, verify_images:
             report.skip(probe, str(path))
             continue
         h, w = im.get("height"), im.get("width")
+        if (h is None) != (w is None):
+            report.skip(f"image entry without its '{'height' if h is None else 'width'}' key", str(path))
+            continue
         if verify_images and (h, w) != probe:
             if h is not None or w is not None:
                 report.skip(f"size in JSON differs from the file after EXIF orientation {probe}", str(path))
                 continue
             h, w = probe
         if h is None or w is None:
-            report.skip("image without height/width", str(path))
+            report.skip("image entry without 'height' and 'width' keys (and verify_images off)", str(path))
             continue
         records.append(_record(coco, im, path, int(h), int(w), contiguous, report))
     index = DatasetIndex(records, names, cat_ids, report, annotation_file)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from functools import partial
 
@@ -15,7 +16,8 @@ from .config import AugmentConfig
 from .dataset import DetectionDataset
 from .image_io import ImageCache
 from .samplers import RectBatchSampler, TrainBatchSampler
-from .sources import as_source, predict_index, split_index
+from .records import DatasetError
+from .sources import as_source, first_class_difference, predict_index, split_index, yolo_class_count
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,8 @@ class YoloDataModule(L.LightningDataModule):
             if split == "predict":
                 index = predict_index(self.source, self.dataset("val").names if self.source.predict else None)
             else:
-                index = split_index(self.source, split)
+                index = split_index(self._class_source(), split)
+                self._check_classes(split, index)
             index.report.log_once()
             ds = DetectionDataset(index, self.img_size, train=split == "train", augment=self.augment)
             if self.cache_bytes > 0:
@@ -88,6 +91,34 @@ class YoloDataModule(L.LightningDataModule):
             self.datasets[split] = ds
         return self.datasets[split]
 
+    def _class_source(self):
+        """The source with one class list for every split: ``data=yolo`` without ``names`` counts the
+        classes over the labels of all splits (not only the split being read)."""
+        if self.source.kind != "yolo" or self.source.names:
+            return self.source
+        if not hasattr(self, "_yolo_names"):
+            self._yolo_names = [f"class{i}" for i in range(yolo_class_count(self.source))]
+        return dataclasses.replace(self.source, names=self._yolo_names or None)
+
+    def _check_classes(self, split: str, index) -> None:
+        """Every labelled split must have the same class list (id and name at each position); a class
+        without boxes in a split is worth a warning (its AP is undefined there)."""
+        for other_split, other in self.datasets.items():
+            if other_split == "predict" or other.index is index or self.source.names:
+                continue  # with data.source.names every split is mapped onto that one list
+            (sa, a), (sb, b) = sorted([(other_split, other.index), (split, index)],
+                                      key=lambda p: ("train", "val", "test").index(p[0]))
+            diff = first_class_difference(a, b)
+            if diff:
+                raise DatasetError(
+                    f"the class lists of {sa} ({a.report.source}) and {sb} ({b.report.source}) differ at {diff}; "
+                    "give data.source.names=[...] to map categories by name, or fix the files")
+            break
+        present = set(int(c) for r in index.records for c in r.classes)
+        empty = [n for i, n in enumerate(index.names) if i not in present]
+        if empty and index.records:
+            log.warning("%s (%s): no boxes of %d class(es): %s", index.report.source, split, len(empty),
+                        ", ".join(empty[:10]) + (" ..." if len(empty) > 10 else ""))
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
         for split in wanted.get(stage, ("train", "val")):

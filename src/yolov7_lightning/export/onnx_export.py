@@ -138,7 +138,7 @@ def onnx_session(path: Any, threads: int | None = None):
     try:
         import onnxruntime as ort
     except ImportError as e:  # pragma: no cover
-        raise ImportError("ONNX Runtime is needed: pip install onnxruntime (or the 'dev' extra)") from e
+        raise ImportError("ONNX Runtime is needed (a dependency of yolov7-lightning): pip install onnxruntime") from e
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads

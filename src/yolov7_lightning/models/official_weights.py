@@ -126,8 +126,9 @@ def _refused_global(path: str, names: list[str]) -> UnsafeCheckpointError:
                                  "YOLOv7 class; the checkpoint may run code when loaded naively")
 
 
-def _unpickle(path: str):
-    """``torch.load(weights_only=True)`` with the official classes allow-listed as stand-ins."""
+def load_restricted(path: str):
+    """``torch.load(weights_only=True)`` with the official classes allow-listed as stand-ins. Raises
+    :class:`UnsafeCheckpointError` for any other global, else the loader's own exception."""
     with torch.serialization.safe_globals(list(_allowed_globals())):
         try:  # static scan first (zip checkpoints): names every refused global at once
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
@@ -141,15 +142,26 @@ def _unpickle(path: str):
             for pattern in _REFUSED:
                 if m := re.search(pattern, str(e), re.MULTILINE):
                     raise _refused_global(path, [m.group(1)]) from None
-            raise _unreadable(path, e) from None
-        except Exception as e:  # noqa: BLE001 - any other failure means "not a checkpoint"
-            raise _unreadable(path, e) from None
+            raise
 
 
-def _unreadable(path: str, e: Exception) -> ValueError:
-    lines = [s.strip() for s in str(e).splitlines() if s.strip() and not s.strip().startswith("Check the doc")]
-    reason = lines[-1][:200] if lines else type(e).__name__
-    return ValueError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {reason})")
+def unpickle(path: str):
+    """:func:`load_restricted`; a file it cannot read is a ValueError naming it."""
+    try:
+        return load_restricted(path)
+    except UnsafeCheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any other failure means "not a checkpoint"
+        raise _unreadable(path, e) from None
+
+
+_unpickle = unpickle
+
+
+def _unreadable(path: str, e: BaseException) -> ValueError:
+    from .checkpoint_reader import unreadable_reason
+
+    return ValueError(f"{path}: not a readable PyTorch checkpoint ({unreadable_reason(e)})")
 
 
 def _flatten(node: _StandIn, prefix: str, out: dict[str, torch.Tensor]) -> None:
@@ -171,7 +183,11 @@ def read_official_checkpoint(path: str | os.PathLike) -> OfficialCheckpoint:
     path = str(path)
     if not Path(path).is_file():
         raise FileNotFoundError(f"official checkpoint not found: {path}")
-    ckpt = _unpickle(path)
+    return official_from_stand_ins(_unpickle(path), path)
+
+
+def official_from_stand_ins(ckpt, path: str) -> OfficialCheckpoint:
+    """The tensors of an unpickled official checkpoint (a dict whose ``model``/``ema`` is a stand-in tree)."""
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ValueError(f"{path}: not an official YOLOv7 checkpoint (expected a dict with a 'model' key)")
     root = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt["model"]
@@ -180,12 +196,19 @@ def read_official_checkpoint(path: str | os.PathLike) -> OfficialCheckpoint:
         raise ValueError(f"{path}: 'model' is not an official YOLOv7 Model (got {type(root).__name__})")
     state_dict: dict[str, torch.Tensor] = {}
     _flatten(root, "", state_dict)
-    last = list(layers.part("_modules"))[-1]
-    detect = layers.child(last)
+    return official_from_state(state_dict, path)
+
+
+def official_from_state(state_dict: dict[str, torch.Tensor], path: str) -> OfficialCheckpoint:
+    """An official state dict (``model.<layer>.*`` keys, e.g. ``Model.state_dict()``): its form and
+    class count from the last (detect) layer."""
+    state_dict = {k: (v.detach().float() if v.is_floating_point() else v.detach()) for k, v in state_dict.items()}
+    layers = sorted({int(k.split(".")[1]) for k in state_dict if k.split(".")[1].isdigit()})
+    last = layers[-1] if layers else None
     head, anchors = state_dict.get(f"model.{last}.m.0.weight"), state_dict.get(f"model.{last}.anchors")
-    if head is None or anchors is None:
-        raise ValueError(f"{path}: last layer model.{last} ({detect!r}) is not a YOLOv7 detect layer")
-    form = "training" if detect.child("ia") is not None or f"model.{last}.ia.0.implicit" in state_dict else "deploy"
+    if head is None or anchors is None or anchors.ndim < 2:
+        raise ValueError(f"{path}: last layer model.{last} is not a YOLOv7 detect layer (no m.0.weight/anchors)")
+    form = "training" if f"model.{last}.ia.0.implicit" in state_dict else "deploy"
     return OfficialCheckpoint(state_dict, form, head.shape[0] // anchors.shape[1] - 5, path)
 
 

@@ -6,19 +6,20 @@ from pathlib import Path
 
 import torch
 
+from ..models.checkpoint_reader import CheckpointFile, read_checkpoint
 from .module import YOLOv7Module
 
 
-def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> YOLOv7Module:
-    """The :class:`YOLOv7Module` of a checkpoint, in eval mode, with its EMA weights (what
-    ``state_dict`` holds when the EMA callback was on). Read with ``weights_only=True``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not a yolov7-lightning training checkpoint (no hyper_parameters/state_dict); "
-                         "official .pt files go through weights=... or yolov7-export")
-    module = YOLOv7Module(**ckpt["hyper_parameters"])
-    module.load_state_dict(ckpt["state_dict"])
+def module_from(ckpt: CheckpointFile) -> YOLOv7Module:
+    """The :class:`YOLOv7Module` of a ``training`` :class:`CheckpointFile`, in eval mode, with its EMA
+    weights (what ``state_dict`` holds when the EMA callback was on)."""
+    module = YOLOv7Module(**ckpt.hparams)
+    module.load_state_dict(ckpt.raw["state_dict"])
     return module.eval()
+
+
+def load_module(path: str | Path, map_location: str | torch.device = "cpu", purpose: str = "") -> YOLOv7Module:
+    """:func:`module_from` a file read by the checkpoint reader (``weights_only``); any other kind of
+    file is refused with a :class:`~yolov7_lightning.models.checkpoint_reader.CheckpointError`."""
+    module = module_from(read_checkpoint(path, kinds=("training",), purpose=purpose or "this command"))
+    return module.to(map_location)

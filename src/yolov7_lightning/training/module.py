@@ -39,6 +39,10 @@ class NonFiniteLossError(RuntimeError):
     pass
 
 
+NONFINITE_HINT = ("Try a lower optim.lr0 (e.g. 10x lower), gradient clipping (optim.grad_clip=10.0), or check the "
+                  "data for broken labels; the checkpoints on disk hold the last finite weights")
+
+
 class YOLOv7Module(L.LightningModule):
     """Args are config dicts: ``model`` (``build_model`` kwargs with ``_target_``), ``loss``
     (partial ``YOLOv7Loss``), ``assigner``, ``optim`` (``build_optimizer`` kwargs + ``nominal_batch``,
@@ -153,10 +157,11 @@ class YOLOv7Module(L.LightningModule):
                               self.optim_cfg.get("momentum", 0.937))
         images, targets = self._multi_scale(batch["images"], batch["targets"])
         images = to_memory_format(images, self.hparams.get("channels_last", False))
+        buffers = [b.detach().clone() for b in self.model.buffers()]  # BN statistics the forward pass updates
         result = self._loss(self._train_forward(images), targets)
         loss = result.total * self._world()
         accumulate = self._accumulate(warmup_iters)
-        if self._check_finite(loss, result.components):
+        if self._check_finite(loss, result.components, buffers):
             with self._backward_sync(step_follows=self.iteration % accumulate == 0):
                 self.manual_backward(loss)
         if self.iteration % accumulate == 0:
@@ -173,11 +178,17 @@ class YOLOv7Module(L.LightningModule):
         self.log("lr", opt.optimizer.param_groups[1]["lr"], on_step=True, prog_bar=False)
         return loss.detach()
 
-    def _check_finite(self, loss: torch.Tensor, components: dict) -> bool:
-        """A non-finite loss skips the step and is counted; ``max_nonfinite`` in a row stop the run."""
+    def _check_finite(self, loss: torch.Tensor, components: dict, buffers: list[torch.Tensor] | None = None) -> bool:
+        """A non-finite loss skips the step and is counted; ``max_nonfinite`` in a row stop the run.
+        ``buffers``: the model's buffers before the forward pass, put back on a skipped step (the BN
+        statistics that pass updated would otherwise carry the non-finite values into checkpoints)."""
         if torch.isfinite(loss):  # one synchronisation per step
             self.nonfinite_in_a_row = 0
             return True
+        if buffers is not None:
+            with torch.no_grad():
+                for b, saved in zip(self.model.buffers(), buffers):
+                    b.copy_(saved)
         self.nonfinite_in_a_row += 1
         self.nonfinite_total += 1
         if self._trainer is not None:
@@ -187,7 +198,7 @@ class YOLOv7Module(L.LightningModule):
         if self.nonfinite_in_a_row >= limit:
             raise NonFiniteLossError(f"{self.nonfinite_in_a_row} non-finite losses in a row, the last at epoch "
                                      f"{self.current_epoch} iteration {self.iteration} (optimizer step "
-                                     f"{self.global_step}): {parts}")
+                                     f"{self.global_step}): {parts}. {NONFINITE_HINT}")
         log.warning("non-finite loss at iteration %d skipped (%s)", self.iteration, parts)
         return False
 
