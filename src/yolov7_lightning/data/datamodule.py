@@ -14,6 +14,7 @@ from .collate import collate
 from .config import AugmentConfig
 from .dataset import DetectionDataset
 from .image_io import ImageCache
+from .records import single_class
 from .samplers import RectBatchSampler, TrainBatchSampler
 from .sources import as_source, predict_index, split_index
 
@@ -49,12 +50,14 @@ class YoloDataModule(L.LightningDataModule):
         cache_gb: decoded-image RAM cache bound per split (0: off), filled in ``setup``.
         rect_val: rectangular evaluation batches; stride, rect_pad: their shape rule.
         transfer_uint8: loaders yield uint8 images, turned into float32 [0,1] after device transfer.
+        single_cls: train and evaluate every box as one class (official ``--single-cls``).
     """
 
     def __init__(self, source=None, augment=None, img_size=640, batch_size: int = 16,
                  val_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False,
                  persistent_workers: bool = False, seed: int = 0, shuffle: bool = True, cache_gb: float = 0.0,
-                 rect_val: bool = True, stride: int = 32, rect_pad: float = 0.5, transfer_uint8: bool = False) -> None:
+                 rect_val: bool = True, stride: int = 32, rect_pad: float = 0.5, transfer_uint8: bool = False,
+                 single_cls: bool = False) -> None:
         super().__init__()
         self.source = as_source(source or {})
         self.augment = as_augment(augment)
@@ -66,6 +69,7 @@ class YoloDataModule(L.LightningDataModule):
         self.seed, self.shuffle, self.cache_bytes = seed, shuffle, int(cache_gb * 2**30)
         self.rect_val, self.stride, self.rect_pad = rect_val, stride, rect_pad
         self.transfer_uint8 = transfer_uint8
+        self.single_cls = single_cls
         self.datasets: dict[str, DetectionDataset] = {}
 
     # ---- datasets ------------------------------------------------------------------------------
@@ -81,6 +85,8 @@ class YoloDataModule(L.LightningDataModule):
             else:
                 index = split_index(self.source, split)
             index.report.log_once()
+            if self.single_cls:
+                index = single_class(index)
             ds = DetectionDataset(index, self.img_size, train=split == "train", augment=self.augment)
             if self.cache_bytes > 0:
                 cache = ds.fill_cache(ImageCache(self.cache_bytes))

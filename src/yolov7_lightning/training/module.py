@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from ..eval import make_evaluator, non_max_suppression
+from .freeze import apply_freeze, freeze_batchnorm
 from .optim import LRLambda, WarmUp, accumulation, build_optimizer
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,15 @@ class YOLOv7Module(L.LightningModule):
 
     def __init__(self, model: dict, loss: dict, assigner: dict, optim: dict, schedule: dict,
                  evaluation: dict | None = None, image_size: int = 640, batch_size: int = 16,
-                 names: list[str] | None = None, category_ids: list[int] | None = None):
+                 names: list[str] | None = None, category_ids: list[int] | None = None, freeze=None):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.model = instantiate(model)
+        self.frozen = apply_freeze(self.model, freeze)  # ``freeze``: official layer count and/or module names
+        if self.frozen:
+            n = sum(p.numel() for m in self.frozen for p in m.parameters())
+            log.info("freeze %s: %d parameters frozen (BatchNorm statistics too)", freeze, n)
         self.loss_fn = instantiate(loss)(num_classes=self.model.num_classes, strides=list(self.model.arch.strides),
                                          assigner=instantiate(assigner), image_size=image_size)
         self.optim_cfg, self.schedule_cfg = dict(optim), dict(schedule)
@@ -59,6 +64,13 @@ class YOLOv7Module(L.LightningModule):
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
         self.evaluator = None
+
+    def train(self, mode: bool = True):
+        """Frozen modules keep their BatchNorm layers in eval mode (running statistics fixed)."""
+        super().train(mode)
+        if mode and getattr(self, "frozen", None):
+            freeze_batchnorm(self.frozen)
+        return self
 
     # ---- optimisation ----------------------------------------------------------------------------
     def _world(self) -> int:
