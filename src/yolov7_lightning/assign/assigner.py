@@ -8,6 +8,11 @@
   labels (3-cell, top-20) for the lead and coarse labels (5-cell, top-20) for the aux head.
 
 A model without an aux head always uses ``lead_only``.
+
+* ``plain`` (official ``loss_ota: 0``, the assignment of the official ``ComputeLoss``): no
+  SimOTA; every candidate cell of the 3-cell rule whose anchor passes the ``anchor_t`` filter is a
+  positive of the box that generated it (no cost, no de-duplication). The lead head uses the
+  ``lead_only`` rule (``lead`` with an aux head); the aux head, if any, its ``aux`` rule.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from .candidates import Candidates, find_candidates
 from .simota import Assignment, decode_candidates, gather_predictions, simota
 from .targets import PaddedTargets, pad_targets
 
-STRATEGIES = ("independent", "lead_guided", "coarse_to_fine")
+STRATEGIES = ("independent", "lead_guided", "coarse_to_fine", "plain")
 COARSE_BOUNDS = ("decoder", "distance", "none")
 
 
@@ -86,12 +91,24 @@ class Assigner:
         return HeadAssignment(cands, simota(raw, boxes, targets, cands, rule.topk, self.iou_weight,
                                             self.cls_weight, self.cross_gt))
 
+    def _plain(self, preds: list[torch.Tensor], targets: PaddedTargets, rule: HeadRule, anchors: torch.Tensor,
+               strides: list[int]) -> HeadAssignment:
+        """Every candidate is a positive of its own box (official ``build_targets``)."""
+        grids = [(p.shape[2], p.shape[3]) for p in preds]
+        cands = find_candidates(targets, grids, anchors, strides, rule.offset, self.anchor_t)
+        return HeadAssignment(cands, Assignment(cands.valid.clone(), cands.gt))
+
     @torch.no_grad()
     def __call__(self, outputs: HeadOutputs, targets: torch.Tensor, anchors: torch.Tensor,
                  strides: list[int]) -> AssignResult:
         """``targets [N, 6]`` (image, class, cx, cy, w, h) in input pixels; ``anchors [L, A, 2]``
         in grid units (``model.detect.anchors``)."""
         padded = pad_targets(targets, outputs.lead[0].shape[0])
+        if self.strategy == "plain":
+            if outputs.aux is None:
+                return AssignResult(padded, self._plain(outputs.lead, padded, self.lead_only, anchors, strides), None)
+            return AssignResult(padded, self._plain(outputs.lead, padded, self.lead, anchors, strides),
+                                self._plain(outputs.aux, padded, self.aux, anchors, strides))
         if outputs.aux is None:
             return AssignResult(padded, self._assign(outputs.lead, padded, self.lead_only, anchors, strides), None)
         lead = self._assign(outputs.lead, padded, self.lead, anchors, strides)

@@ -33,6 +33,14 @@ from .app import hydra_app
 log = logging.getLogger(__name__)
 
 
+class PeriodicCheckpoint(ModelCheckpoint):
+    """``save_period``: a checkpoint every N epochs, kept (its own state key next to ``last``)."""
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(kind="save_period", every_n_epochs=self._every_n_epochs)
+
+
 def plain(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
@@ -81,9 +89,9 @@ def build(cfg: DictConfig, out_dir: Path):
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False),
     ]
     if cfg.get("save_period", 0) and cfg.save_period > 0:  # official save_period: also keep epoch_NNN.ckpt every N epochs
-        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="epoch_{epoch:03d}", monitor=None, save_top_k=-1,
-                                         every_n_epochs=int(cfg.save_period), auto_insert_metric_name=False,
-                                         enable_version_counter=False))
+        callbacks.append(PeriodicCheckpoint(dirpath=ckpt_dir, filename="epoch_{epoch:03d}", monitor=None, save_top_k=-1,
+                                            every_n_epochs=int(cfg.save_period), auto_insert_metric_name=False,
+                                            enable_version_counter=False))
     callbacks.append(ReplicaConsistency(ckpt_dir))  # DDP only; before the EMA, which swaps its weights in at the end
     if cfg.ema:
         callbacks.append(YOLOv7EMA())

@@ -52,6 +52,7 @@ class YOLOv7Module(L.LightningModule):
         self.model = instantiate(model)
         self.frozen = apply_freeze(self.model, freeze)  # ``freeze``: official layer count and/or module names
         if self.frozen:
+            freeze_batchnorm(self.frozen)
             n = sum(p.numel() for m in self.frozen for p in m.parameters())
             log.info("freeze %s: %d parameters frozen (BatchNorm statistics too)", freeze, n)
         self.loss_fn = instantiate(loss)(num_classes=self.model.num_classes, strides=list(self.model.arch.strides),
@@ -93,6 +94,8 @@ class YOLOv7Module(L.LightningModule):
         batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
         if callable(getattr(batch_sampler, "set_epoch", None)):
             batch_sampler.set_epoch(self.current_epoch)
+        if self.frozen:  # Lightning restores module modes around validation; frozen BN stays in eval mode
+            freeze_batchnorm(self.frozen)
         factor = self.lr_lambda(self.current_epoch)
         for group in self.optimizers().optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
