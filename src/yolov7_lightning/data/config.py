@@ -88,6 +88,7 @@ class DataConfig:
     rect_pad: float = 0.5
     transfer_uint8: bool = False
     single_cls: bool = False  # official --single-cls: every box is class 0 ('item')
+    rect: bool = False        # official --rect: training batches of similar aspect ratio, no mosaic
 
 
 @dataclass

@@ -15,7 +15,7 @@ from .config import AugmentConfig
 from .dataset import DetectionDataset
 from .image_io import ImageCache
 from .records import single_class
-from .samplers import RectBatchSampler, TrainBatchSampler
+from .samplers import RectBatchSampler, RectTrainBatchSampler, TrainBatchSampler
 from .sources import as_source, predict_index, split_index
 
 log = logging.getLogger(__name__)
@@ -51,13 +51,14 @@ class YoloDataModule(L.LightningDataModule):
         rect_val: rectangular evaluation batches; stride, rect_pad: their shape rule.
         transfer_uint8: loaders yield uint8 images, turned into float32 [0,1] after device transfer.
         single_cls: train and evaluate every box as one class (official ``--single-cls``).
+        rect: rectangular training batches, no mosaic (official ``--rect``).
     """
 
     def __init__(self, source=None, augment=None, img_size=640, batch_size: int = 16,
                  val_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False,
                  persistent_workers: bool = False, seed: int = 0, shuffle: bool = True, cache_gb: float = 0.0,
                  rect_val: bool = True, stride: int = 32, rect_pad: float = 0.5, transfer_uint8: bool = False,
-                 single_cls: bool = False) -> None:
+                 single_cls: bool = False, rect: bool = False) -> None:
         super().__init__()
         self.source = as_source(source or {})
         self.augment = as_augment(augment)
@@ -70,6 +71,7 @@ class YoloDataModule(L.LightningDataModule):
         self.rect_val, self.stride, self.rect_pad = rect_val, stride, rect_pad
         self.transfer_uint8 = transfer_uint8
         self.single_cls = single_cls
+        self.rect = rect
         self.datasets: dict[str, DetectionDataset] = {}
 
     # ---- datasets ------------------------------------------------------------------------------
@@ -123,6 +125,10 @@ class YoloDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = self.dataset("train")
+        if self.rect:
+            return self._loader(ds, RectTrainBatchSampler(SequentialSampler(ds), self.batch_size, False,
+                                                          sizes_hw=ds.index.sizes_hw(), img_size=self.img_size,
+                                                          seed=self.seed, shuffle=self.shuffle, stride=self.stride))
         sampler = TrainBatchSampler(SequentialSampler(ds), self.batch_size, False, dataset_len=len(ds),
                                     img_size=self.img_size, seed=self.seed, shuffle=self.shuffle,
                                     mosaic_off_epoch=self._mosaic_off_epoch())

@@ -6,6 +6,10 @@ Both take the ``sampler`` Lightning injects (a ``DistributedSampler`` under DDP)
 * :class:`TrainBatchSampler`: a fresh permutation per epoch from ``(seed, epoch)``, split across
   ranks like ``DistributedSampler`` (padded to a multiple of the world size), per-sample seeds, and
   mosaic switched off from epoch ``mosaic_off_epoch``.
+* :class:`RectTrainBatchSampler` (official ``--rect``): training batches of similar aspect ratio
+  (the rectangular shapes of evaluation, pad 0), no mosaic; the batch order is shuffled per epoch
+  from ``(seed, epoch)`` and batch k goes to rank k mod world (the list padded so every rank has as
+  many batches).
 * :class:`RectBatchSampler`: evaluation batches fixed on the whole sorted dataset (images sorted
   by aspect ratio, one letterbox shape per batch, official ``ceil(shape * size / stride + pad) *
   stride``); ranks receive whole batches (batch k -> rank k mod world), so a batch's shape never
@@ -127,3 +131,33 @@ class RectBatchSampler(BatchSampler):
 
     def __iter__(self):
         yield from self.batches()[self.rank::self.num_replicas]
+
+
+class RectTrainBatchSampler(TrainBatchSampler):
+    """Rectangular training batches (official ``--rect``): fixed groups of similar aspect ratio, each
+    with its own letterbox shape, no mosaic; per-sample seeds and the batch order from (seed, epoch)."""
+
+    def __init__(self, sampler: Sampler | None, batch_size: int, drop_last: bool = False, *, sizes_hw,
+                 img_size: tuple[int, int], seed: int = 0, shuffle: bool = True, stride: int = 32,
+                 pad: float = 0.0) -> None:
+        sizes_hw = np.asarray(sizes_hw).reshape(-1, 2)
+        super().__init__(sampler, batch_size, drop_last, dataset_len=len(sizes_hw), img_size=img_size, seed=seed,
+                         shuffle=shuffle)
+        self.sizes_hw, self.stride, self.pad = sizes_hw, stride, pad
+        self.order, self.shapes = rect_shapes(sizes_hw, self.batch_size, self.img_size, stride, pad)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.shapes) / self.num_replicas)
+
+    def __iter__(self):
+        epoch = self.epoch
+        if not self._explicit_epoch:
+            self.epoch += 1
+        rng = np.random.default_rng([self.seed, epoch])
+        batch_order = rng.permutation(len(self.shapes)) if self.shuffle else np.arange(len(self.shapes))
+        seeds = rng.integers(0, 2**62, self.dataset_len)
+        picked = np.resize(batch_order, len(self) * self.num_replicas)[self.rank::self.num_replicas]
+        bs = self.batch_size
+        for b in picked:
+            shape = (int(self.shapes[b][0]), int(self.shapes[b][1]))
+            yield [SampleKey(int(i), int(seeds[i]), shape, False) for i in self.order[b * bs:(b + 1) * bs]]
