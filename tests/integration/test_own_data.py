@@ -1,6 +1,7 @@
 """Training on your own data, through the commands: autoanchor (new anchors in the checkpoint,
-the deploy file and ONNX, predictions equal to PyTorch's), single class, save_period, freeze
-(fine-tuning from a checkpoint: frozen weights and BN statistics unchanged), yolov7-data action=anchors."""
+the deploy file and ONNX, predictions equal to PyTorch's), single class, save_period, rect,
+freeze (fine-tuning from a checkpoint: frozen weights and BN statistics unchanged) with image
+weights, yolov7-data action=anchors."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ SMALL_BOXES = ["data.source.min_size=3", "data.source.max_size=6", "data.source.
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("own_data")
     first = train(tmp, "first", *SMALL_BOXES, "data.single_cls=true", "schedule.epochs=1", "save_period=1",
-                  "visuals.enabled=false")
+                  "visuals.enabled=false", "data.rect=true")
     tuned = train(tmp, "tuned", *SMALL_BOXES, "data.single_cls=true", "schedule.epochs=1", "export.enabled=false",
-                  "visuals.enabled=false", f"model.weights={first / 'checkpoints' / 'last.ckpt'}", "freeze=[backbone]")
+                  "visuals.enabled=false", f"model.weights={first / 'checkpoints' / 'last.ckpt'}", "freeze=[backbone]",
+                  "data.image_weights=true")
     return tmp, first, tuned
 
 

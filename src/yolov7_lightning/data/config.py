@@ -89,6 +89,7 @@ class DataConfig:
     transfer_uint8: bool = False
     single_cls: bool = False  # official --single-cls: every box is class 0 ('item')
     rect: bool = False        # official --rect: training batches of similar aspect ratio, no mosaic
+    image_weights: bool = False  # official --image-weights: draw training images by class rarity
 
 
 @dataclass

@@ -52,13 +52,14 @@ class YoloDataModule(L.LightningDataModule):
         transfer_uint8: loaders yield uint8 images, turned into float32 [0,1] after device transfer.
         single_cls: train and evaluate every box as one class (official ``--single-cls``).
         rect: rectangular training batches, no mosaic (official ``--rect``).
+        image_weights: draw training images by class rarity and per-class mAP (official ``--image-weights``).
     """
 
     def __init__(self, source=None, augment=None, img_size=640, batch_size: int = 16,
                  val_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False,
                  persistent_workers: bool = False, seed: int = 0, shuffle: bool = True, cache_gb: float = 0.0,
                  rect_val: bool = True, stride: int = 32, rect_pad: float = 0.5, transfer_uint8: bool = False,
-                 single_cls: bool = False, rect: bool = False) -> None:
+                 single_cls: bool = False, rect: bool = False, image_weights: bool = False) -> None:
         super().__init__()
         self.source = as_source(source or {})
         self.augment = as_augment(augment)
@@ -72,6 +73,10 @@ class YoloDataModule(L.LightningDataModule):
         self.transfer_uint8 = transfer_uint8
         self.single_cls = single_cls
         self.rect = rect
+        self.image_weights = image_weights
+        if rect and image_weights:
+            raise ValueError("data.rect and data.image_weights exclude each other (as the official --rect and "
+                             "--image-weights): choose one")
         self.datasets: dict[str, DetectionDataset] = {}
 
     # ---- datasets ------------------------------------------------------------------------------
@@ -131,7 +136,7 @@ class YoloDataModule(L.LightningDataModule):
                                                           seed=self.seed, shuffle=self.shuffle, stride=self.stride))
         sampler = TrainBatchSampler(SequentialSampler(ds), self.batch_size, False, dataset_len=len(ds),
                                     img_size=self.img_size, seed=self.seed, shuffle=self.shuffle,
-                                    mosaic_off_epoch=self._mosaic_off_epoch())
+                                    mosaic_off_epoch=self._mosaic_off_epoch(), image_weights=self.image_weights)
         return self._loader(ds, sampler)
 
     def _eval_loader(self, split: str) -> DataLoader:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
+from ..data.image_weights import class_counts, epoch_image_weights
 from ..eval import make_evaluator, non_max_suppression
 from .freeze import apply_freeze, freeze_batchnorm
 from .optim import LRLambda, WarmUp, accumulation, build_optimizer
@@ -65,6 +66,7 @@ class YOLOv7Module(L.LightningModule):
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
         self.evaluator = None
+        self.class_maps: list[float] | None = None  # per-class mAP@.5:.95 of the last validation (image weights)
 
     def train(self, mode: bool = True):
         """Frozen modules keep their BatchNorm layers in eval mode (running statistics fixed)."""
@@ -94,6 +96,9 @@ class YOLOv7Module(L.LightningModule):
         batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
         if callable(getattr(batch_sampler, "set_epoch", None)):
             batch_sampler.set_epoch(self.current_epoch)
+        if getattr(batch_sampler, "image_weights", False):  # official --image-weights: from the last validation
+            counts = class_counts(self.trainer.datamodule.dataset("train").index, self.model.num_classes)
+            batch_sampler.set_image_weights(epoch_image_weights(counts, self.class_maps))
         if self.frozen:  # Lightning restores module modes around validation; frozen BN stays in eval mode
             freeze_batchnorm(self.frozen)
         factor = self.lr_lambda(self.current_epoch)
@@ -166,12 +171,14 @@ class YOLOv7Module(L.LightningModule):
         return False
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["yolov7"] = {"iteration": self.iteration, "nonfinite_total": self.nonfinite_total}
+        checkpoint["yolov7"] = {"iteration": self.iteration, "nonfinite_total": self.nonfinite_total,
+                                "class_maps": self.class_maps}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("yolov7", {})
         self.iteration = int(state.get("iteration", 0))
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
+        self.class_maps = state.get("class_maps")
 
     # ---- evaluation -------------------------------------------------------------------------------
     def _start_eval(self, split: str) -> None:
@@ -197,6 +204,8 @@ class YOLOv7Module(L.LightningModule):
         scalars["fitness"] = fitness(scalars)
         self.log_dict({f"{split}/{k}": v for k, v in scalars.items()}, sync_dist=False)
         self.last_eval = metrics | {"fitness": scalars["fitness"]}
+        if split == "val" and isinstance(metrics.get("per_class"), dict):  # absent classes take the overall mAP
+            self.class_maps = [v if v >= 0 else max(scalars.get("map", 0.0), 0.0) for v in metrics["per_class"].values()]
         return scalars
 
     def on_validation_epoch_start(self) -> None:
