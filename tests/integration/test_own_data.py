@@ -103,3 +103,23 @@ def test_data_anchors_command_prints_the_fit(runs):
     trained = json.loads((first / "metrics.json").read_text())["autoanchor"]
     assert result["img_size"] == 128 and result["anchors_after"] == trained["anchors_after"]
     assert np.array(result["anchors_before"]).shape == (3, 3, 2)
+
+
+def test_eval_augment_and_save_txt(runs):
+    tmp, first, _ = runs
+    out = tmp / "eval_tta"
+    cmd = [sys.executable, "-m", "yolov7_lightning.cli.eval", f"ckpt={first / 'checkpoints' / 'last.ckpt'}",
+           f"hydra.run.dir={out}", f"data.source.root={tmp / 'shapes'}", "data.source.num_train=24",
+           "data.source.num_val=8", "data.source.image_size=128", "data.img_size=128", "data.single_cls=true",
+           *SMALL_BOXES, "augment=true", "save_txt=true", "save_conf=true"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    predictions = json.loads((out / "predictions_coco.json").read_text())
+    files = sorted((out / "labels").glob("*.txt"))
+    assert files and len(files) == len({p["image_id"] for p in predictions})
+    lines = [line.split() for f in files for line in f.read_text().splitlines()]
+    assert len(lines) == len(predictions) and all(len(v) == 6 and v[0] == "0" for v in lines)
+    values = np.array([[float(x) for x in v[1:]] for v in lines])
+    assert (values[:, :4] >= -0.01).all() and (values[:, :4] <= 1.01).all()  # normalised by the image size
+    scores = sorted(round(p["score"], 4) for p in predictions)
+    assert np.allclose(sorted(values[:, 4]), scores, atol=1e-4)

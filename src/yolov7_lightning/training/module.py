@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 
 from ..data.image_weights import class_counts, epoch_image_weights
 from ..eval import make_evaluator, non_max_suppression
+from ..eval.tta import predict_augmented
 from .freeze import apply_freeze, freeze_batchnorm
 from .optim import LRLambda, WarmUp, accumulation, build_optimizer
 
@@ -191,7 +192,14 @@ class YOLOv7Module(L.LightningModule):
         result = self.loss_fn(outputs, batch["targets"], self.model.detect.anchors)  # the training assigner
         self.log_dict({f"{split}/loss_{k}": v for k, v in result.components.items()}, on_epoch=True,
                       batch_size=batch["images"].shape[0], sync_dist=True)
-        dets = non_max_suppression(self.model.decode(outputs), conf_thres=self.eval_cfg.get("conf_thres", 0.001),
+        if self.eval_cfg.get("augment", False):  # official --augment: three views, merged by the NMS below
+            was_training = self.model.training
+            self.model.eval()
+            decoded = predict_augmented(self.model, batch["images"], self.model.max_stride)
+            self.model.train(was_training)
+        else:
+            decoded = self.model.decode(outputs)
+        dets = non_max_suppression(decoded, conf_thres=self.eval_cfg.get("conf_thres", 0.001),
                                    iou_thres=self.eval_cfg.get("iou_thres", 0.65),
                                    max_det=self.eval_cfg.get("max_det", 300),
                                    multi_label=self.eval_cfg.get("multi_label", True))
