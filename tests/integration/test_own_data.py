@@ -111,7 +111,7 @@ def test_eval_augment_and_save_txt(runs):
     cmd = [sys.executable, "-m", "yolov7_lightning.cli.eval", f"ckpt={first / 'checkpoints' / 'last.ckpt'}",
            f"hydra.run.dir={out}", f"data.source.root={tmp / 'shapes'}", "data.source.num_train=24",
            "data.source.num_val=8", "data.source.image_size=128", "data.img_size=128", "data.single_cls=true",
-           *SMALL_BOXES, "augment=true", "save_txt=true", "save_conf=true"]
+           *SMALL_BOXES, "tta=true", "save_txt=true", "save_conf=true"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     predictions = json.loads((out / "predictions_coco.json").read_text())

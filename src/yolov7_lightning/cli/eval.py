@@ -1,7 +1,7 @@
-"""``yolov7-eval ckpt=<checkpoint> [data=...] [split=val|test] [augment=true] [save_txt=true [save_conf=true]]``:
+"""``yolov7-eval ckpt=<checkpoint> [data=...] [split=val|test] [tta=true] [save_txt=true [save_conf=true]]``:
 COCO evaluation of a checkpoint's EMA weights with pycocotools (or torchmetrics): the 12 COCO
 numbers, per-class AP, and a COCO-format results JSON, written into the Hydra run folder;
-``augment``: official test-time augmentation; ``save_txt``: YOLO-format predictions per image."""
+``tta``: official test-time augmentation (--augment); ``save_txt``: YOLO-format predictions per image."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def run(cfg: DictConfig) -> dict:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     module = load_module(cfg.ckpt)
     module.eval_cfg.update(OmegaConf.to_container(cfg.evaluation, resolve=True))
-    module.eval_cfg["augment"] = bool(cfg.get("augment", False))
+    module.eval_cfg["augment"] = bool(cfg.get("tta", False))  # official --augment ("augment" is the train group)
     datamodule = instantiate(cfg.data, augment=None, stride=module.model.max_stride)
     if list(datamodule.names) != list(module.hparams.names or datamodule.names):
         raise ValueError(f"{cfg.ckpt} was trained on classes {module.hparams.names}, data has {datamodule.names}")
