@@ -39,9 +39,15 @@ def run(cfg: DictConfig) -> dict:
         n = write_yolo_txt(module.evaluator, datamodule.dataset(cfg.split).index, out_dir, bool(cfg.get("save_conf")))
         extra = f", labels/ ({n} files)"
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    infer, nms, images = module.eval_seconds
+    speed = {"inference_ms": 1000 * infer / max(images, 1), "nms_ms": 1000 * nms / max(images, 1)}
+    speed["total_ms"] = speed["inference_ms"] + speed["nms_ms"]
+    scalars["speed_ms"] = {k: round(v, 2) for k, v in speed.items()} | {"batch_size": datamodule.val_batch_size}
     atomic_write_json(scalars | {"per_class": metrics.get("per_class")}, out_dir / "metrics.json", indent=2)
     print(metrics.get("summary", ""))
     print(format_per_class(metrics.get("per_class", {}), metrics.get("per_class_map50")))
+    print("Speed: {inference_ms:.1f}/{nms_ms:.1f}/{total_ms:.1f} ms inference/NMS/total per image at batch-size "
+          "{batch_size} (the official speed task's thresholds: evaluation.conf_thres=0.25 evaluation.iou_thres=0.45)".format(**scalars["speed_ms"]))
     print(f"outputs: {out_dir}  (metrics.json, predictions_coco.json{extra})")
     return scalars
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from typing import Any
 
 import lightning as L
@@ -27,6 +28,10 @@ from .freeze import apply_freeze, freeze_batchnorm
 from .optim import LRLambda, WarmUp, accumulation, build_optimizer
 
 log = logging.getLogger(__name__)
+
+
+def batch_device(module: L.LightningModule) -> torch.device:
+    return next(module.model.parameters()).device
 
 
 def fitness(metrics: dict[str, float]) -> float:
@@ -183,15 +188,24 @@ class YOLOv7Module(L.LightningModule):
 
     # ---- evaluation -------------------------------------------------------------------------------
     def _start_eval(self, split: str) -> None:
+        self.eval_seconds = [0.0, 0.0, 0]  # inference (+ validation loss), NMS, images
         dataset = self.trainer.datamodule.dataset(split)
         index = dataset.index
         self.evaluator = make_evaluator(self.eval_cfg.get("backend", "pycocotools"), index=index)
 
+    def _clock(self) -> float:
+        if batch_device(self).type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
     def _eval_step(self, batch: dict, split: str) -> None:
+        t0 = self._clock()
         outputs = self.model.forward_heads(batch["images"])
+        t_forward = self._clock() - t0
         result = self.loss_fn(outputs, batch["targets"], self.model.detect.anchors)  # the training assigner
         self.log_dict({f"{split}/loss_{k}": v for k, v in result.components.items()}, on_epoch=True,
                       batch_size=batch["images"].shape[0], sync_dist=True)
+        t0 = self._clock()
         if self.eval_cfg.get("augment", False):  # official --augment: three views, merged by the NMS below
             was_training = self.model.training
             self.model.eval()
@@ -199,10 +213,14 @@ class YOLOv7Module(L.LightningModule):
             self.model.train(was_training)
         else:
             decoded = self.model.decode(outputs)
+        t1 = self._clock()
         dets = non_max_suppression(decoded, conf_thres=self.eval_cfg.get("conf_thres", 0.001),
                                    iou_thres=self.eval_cfg.get("iou_thres", 0.65),
                                    max_det=self.eval_cfg.get("max_det", 300),
                                    multi_label=self.eval_cfg.get("multi_label", True))
+        t2 = self._clock()  # official test.py speed figures: inference (forward + decode / TTA) and NMS
+        n = batch["images"].shape[0]
+        self.eval_seconds = [a + b for a, b in zip(self.eval_seconds, (t_forward + t1 - t0, t2 - t1, n))]
         self.evaluator.update(dets, batch["meta"])
 
     def _end_eval(self, split: str) -> dict[str, float]:
