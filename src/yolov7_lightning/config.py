@@ -11,9 +11,10 @@ from omegaconf import OmegaConf
 
 
 def aux_head_for(strategy: Optional[str]) -> Optional[bool]:
-    """``model.aux_head`` follows the assigner: ``lead_only`` has no aux head, every other strategy
-    has one; without an assigner (``None``) the variant's official default."""
-    return None if strategy is None else strategy != "lead_only"
+    """``model.aux_head`` follows the assigner: ``lead_only`` and ``plain`` (official ``loss_ota: 0``)
+    have no aux head, the OTA aux strategies have one; without an assigner (``None``) the variant's
+    official default."""
+    return None if strategy is None else strategy not in ("lead_only", "plain")
 
 
 @dataclass

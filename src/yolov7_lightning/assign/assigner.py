@@ -7,9 +7,14 @@
 * ``coarse_to_fine`` (official ``ComputeLossAuxOTA``): from the lead head's predictions, fine
   labels (3-cell, top-20) for the lead and coarse labels (5-cell, top-20) for the aux head.
 
-The model and the strategy must agree: ``lead_only`` for a model without an aux head, any other
-strategy for a model with one (``check_heads``; the config derives ``model.aux_head`` from the
-strategy, so a run records what it ran).
+* ``plain`` (official ``loss_ota: 0``, the assignment of the official ``ComputeLoss``): no
+  SimOTA; every candidate cell of the 3-cell rule whose anchor passes the ``anchor_t`` filter is a
+  positive of the box that generated it (no cost, no de-duplication). The lead head uses the
+  ``lead`` rule, the aux head (optional: official ``loss_ota: 0`` runs without it) its ``aux`` rule.
+
+The model and the strategy must agree: ``lead_only`` for a model without an aux head, the OTA aux
+strategies for a model with one, ``plain`` either way (``check_heads``; the config derives
+``model.aux_head`` from the strategy, so a run records what it ran).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from .candidates import Candidates, find_candidates
 from .simota import Assignment, decode_candidates, gather_predictions, simota
 from .targets import PaddedTargets, pad_targets
 
-STRATEGIES = ("lead_only", "independent", "lead_guided", "coarse_to_fine")
+STRATEGIES = ("lead_only", "independent", "lead_guided", "coarse_to_fine", "plain")
 COARSE_BOUNDS = ("decoder", "distance", "none")
 
 
@@ -87,6 +92,13 @@ class Assigner:
         return HeadAssignment(cands, simota(raw, boxes, targets, cands, rule.topk, self.iou_weight,
                                             self.cls_weight, self.cross_gt))
 
+    def _plain(self, preds: list[torch.Tensor], targets: PaddedTargets, rule: HeadRule, anchors: torch.Tensor,
+               strides: list[int]) -> HeadAssignment:
+        """Every candidate is a positive of its own box (official ``build_targets``)."""
+        grids = [(p.shape[2], p.shape[3]) for p in preds]
+        cands = find_candidates(targets, grids, anchors, strides, rule.offset, self.anchor_t)
+        return HeadAssignment(cands, Assignment(cands.valid.clone(), cands.gt))
+
     @torch.no_grad()
     def __call__(self, outputs: HeadOutputs, targets: torch.Tensor, anchors: torch.Tensor,
                  strides: list[int]) -> AssignResult:
@@ -94,6 +106,11 @@ class Assigner:
         in grid units (``model.detect.anchors``)."""
         check_heads(self.strategy, outputs.aux is not None)
         padded = pad_targets(targets, outputs.lead[0].shape[0])
+        if self.strategy == "plain":
+            if outputs.aux is None:
+                return AssignResult(padded, self._plain(outputs.lead, padded, self.lead, anchors, strides), None)
+            return AssignResult(padded, self._plain(outputs.lead, padded, self.lead, anchors, strides),
+                                self._plain(outputs.aux, padded, self.aux, anchors, strides))
         if outputs.aux is None:
             return AssignResult(padded, self._assign(outputs.lead, padded, self.lead, anchors, strides), None)
         lead = self._assign(outputs.lead, padded, self.lead, anchors, strides)
@@ -108,6 +125,8 @@ class Assigner:
 
 def check_heads(strategy: str, aux_head: bool, variant: str = "the model") -> None:
     """Stop when the strategy and the model's heads disagree (a run must do what its config says)."""
+    if strategy == "plain":
+        return  # official loss_ota: 0 has no aux head; with one, the aux head gets the plain 5-cell candidates
     if strategy == "lead_only" and aux_head:
         raise ValueError(f"assigner 'lead_only' assigns the lead head only, but {variant} has the auxiliary head "
                          "(model.aux_head=true): drop the model.aux_head override (it follows the assigner) or "
@@ -120,9 +139,12 @@ def check_heads(strategy: str, aux_head: bool, variant: str = "the model") -> No
 
 def upgrade_legacy_config(cfg: dict, aux_head: bool) -> dict:
     """Checkpoints written before ``lead_only`` was a strategy carry a ``lead_only`` rule and an aux
-    strategy even for models without an aux head; what ran there was lead-only OTA with that rule."""
+    strategy even for models without an aux head; what ran there was lead-only OTA with that rule
+    (``plain`` without aux head: the plain assignment with the offset of that rule)."""
     cfg = dict(cfg)
     legacy = cfg.pop("lead_only", None)
     if legacy is not None and not aux_head:
-        cfg["strategy"], cfg["lead"] = "lead_only", legacy
+        if cfg.get("strategy") != "plain":
+            cfg["strategy"] = "lead_only"
+        cfg["lead"] = legacy
     return cfg

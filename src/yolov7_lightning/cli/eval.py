@@ -1,6 +1,7 @@
-"""``yolov7-eval ckpt=<checkpoint> [data=...] [split=val|test]``: COCO evaluation of a checkpoint's
-EMA weights with pycocotools (or torchmetrics): the 12 COCO numbers, per-class AP, and a
-COCO-format results JSON, written into the Hydra run folder."""
+"""``yolov7-eval ckpt=<checkpoint> [data=...] [split=val|test] [tta=true] [save_txt=true [save_conf=true]]``:
+COCO evaluation of a checkpoint's EMA weights with pycocotools (or torchmetrics): the 12 COCO
+numbers, per-class AP, and a COCO-format results JSON, written into the Hydra run folder;
+``tta``: official test-time augmentation (--augment); ``save_txt``: YOLO-format predictions per image."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..atomic import atomic_write_json
 from ..eval import format_per_class
+from ..eval.save_txt import write_yolo_txt
 from ..training.checkpoint import load_module
 from .app import hydra_app
 from .output import require_writable
@@ -26,6 +28,7 @@ def run(cfg: DictConfig) -> dict:
     require_writable(out_dir)
     module = load_module(cfg.ckpt, purpose="yolov7-eval")
     module.eval_cfg.update(OmegaConf.to_container(cfg.evaluation, resolve=True))
+    module.eval_cfg["augment"] = bool(cfg.get("tta", False))  # official --augment ("augment" is the train group)
     datamodule = instantiate(cfg.data, augment=None, stride=module.model.max_stride)
     if list(datamodule.names) != list(module.hparams.names or datamodule.names):
         raise ValueError(f"{cfg.ckpt} was trained on classes {module.hparams.names}, data has {datamodule.names}")
@@ -33,11 +36,21 @@ def run(cfg: DictConfig) -> dict:
     (trainer.validate if cfg.split == "val" else trainer.test)(module, datamodule=datamodule, verbose=False)
     metrics = module.last_eval
     module.evaluator.save_json(out_dir / "predictions_coco.json")
+    extra = ""
+    if cfg.get("save_txt"):
+        n = write_yolo_txt(module.evaluator, datamodule.dataset(cfg.split).index, out_dir, bool(cfg.get("save_conf")))
+        extra = f", labels/ ({n} files)"
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    infer, nms, images = module.eval_seconds
+    speed = {"inference_ms": 1000 * infer / max(images, 1), "nms_ms": 1000 * nms / max(images, 1)}
+    speed["total_ms"] = speed["inference_ms"] + speed["nms_ms"]
+    scalars["speed_ms"] = {k: round(v, 2) for k, v in speed.items()} | {"batch_size": datamodule.val_batch_size}
     atomic_write_json(scalars | {"per_class": metrics.get("per_class")}, out_dir / "metrics.json", indent=2)
     print(metrics.get("summary", ""))
     print(format_per_class(metrics.get("per_class", {}), metrics.get("per_class_map50")))
-    print(f"outputs: {out_dir}  (metrics.json, predictions_coco.json)")
+    print("Speed: {inference_ms:.1f}/{nms_ms:.1f}/{total_ms:.1f} ms inference/NMS/total per image at batch-size "
+          "{batch_size} (the official speed task's thresholds: evaluation.conf_thres=0.25 evaluation.iou_thres=0.45)".format(**scalars["speed_ms"]))
+    print(f"outputs: {out_dir}  (metrics.json, predictions_coco.json{extra})")
     return scalars
 
 

@@ -18,12 +18,13 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..assign import check_heads
 from ..atomic import atomic_write_json
 from ..models import get_arch
 from ..models.checkpoint_reader import load_weights, read_checkpoint
+from ..models.autoanchor import apply_anchor_config, index_wh
 from ..models.summary import summarize
 from ..training.callbacks import DeployExport, LogRunInfo, ValidationVisuals, YOLOv7EMA
 from ..training.checkpoint_io import AtomicCheckpointIO
@@ -37,8 +38,34 @@ from .output import require_writable
 log = logging.getLogger(__name__)
 
 
+class PeriodicCheckpoint(ModelCheckpoint):
+    """``save_period``: a checkpoint every N epochs, kept (its own state key next to ``last``)."""
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(kind="save_period", every_n_epochs=self._every_n_epochs)
+
+
 def plain(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+def plain_or_value(value):
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
+def fit_anchors(cfg: DictConfig, module: YOLOv7Module, datamodule, resuming: bool) -> dict | None:
+    """``anchors: auto | keep | [list]`` on the training boxes (official autoanchor); a resumed run
+    keeps its checkpoint's anchors (restored with the weights), so nothing is computed."""
+    spec = cfg.get("anchors", "auto")
+    if resuming:
+        return None
+    spec = plain_or_value(spec)
+    size = max(datamodule.img_size)
+    wh, owner = index_wh(datamodule.dataset("train").index, size)
+    fit = apply_anchor_config(module.model, spec, wh, owner, size, anchor_t=float(cfg.assigner.get("anchor_t", 4.0)),
+                              seed=int(cfg.seed))
+    return fit.as_dict()
 
 
 def build(cfg: DictConfig, out_dir: Path):
@@ -65,9 +92,11 @@ def build(cfg: DictConfig, out_dir: Path):
                           schedule=plain(cfg.schedule), evaluation=plain(cfg.evaluation),
                           image_size=max(datamodule.img_size), batch_size=datamodule.batch_size,
                           names=list(datamodule.names), category_ids=[int(c) for c in datamodule.category_ids],
-                          channels_last=cfg.get("channels_last", True), compile=cfg.get("compile", False))
+                          channels_last=cfg.get("channels_last", True), compile=cfg.get("compile", False),
+                          freeze=plain_or_value(cfg.get("freeze")))
     if weights is not None:
         load_weights(module.model, weights, allow_partial=bool(model_cfg.get("weights_partial")))
+    module.anchor_fit = fit_anchors(cfg, module, datamodule, resuming=bool(ckpt_path))
     summary = summarize(module.model)  # params and GFLOPs at the variant's nominal size (the paper's tables)
     ckpt_dir = out_dir / "checkpoints"
     callbacks = [  # best by fitness; last after every epoch (Lightning's save_last follows the top-k saves only)
@@ -75,6 +104,10 @@ def build(cfg: DictConfig, out_dir: Path):
                         auto_insert_metric_name=False, enable_version_counter=False),
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False),
     ]
+    if cfg.get("save_period", 0) and cfg.save_period > 0:  # official save_period: also keep epoch_NNN.ckpt every N epochs
+        callbacks.append(PeriodicCheckpoint(dirpath=ckpt_dir, filename="epoch_{epoch:03d}", monitor=None, save_top_k=-1,
+                                            every_n_epochs=int(cfg.save_period), auto_insert_metric_name=False,
+                                            enable_version_counter=False))
     callbacks.append(ReplicaConsistency(ckpt_dir))  # DDP only; before the EMA, which swaps its weights in at the end
     if cfg.ema:
         callbacks.append(YOLOv7EMA())
@@ -116,6 +149,7 @@ def run(cfg: DictConfig) -> dict:
         "best_checkpoint": best.best_model_path, "last_checkpoint": str(out_dir / "checkpoints" / "last.ckpt"),
         "nonfinite_skipped": module.nonfinite_total, "per_class": evaluation.get("per_class"),
         "seed": cfg.seed, "overrides": list(hydra_cfg.overrides.task), "model": model_summary,
+        "autoanchor": getattr(module, "anchor_fit", None),
     }
     if cfg.test_after_fit:
         trainer.test(module, datamodule=datamodule)

@@ -62,6 +62,10 @@ class SourceConfig:
     image_size: int = 320
     seed: int = 0
     generate_workers: int = 2
+    min_size: int = 8         # shapes: smallest object side (px)
+    max_size: float = 0.0     # shapes: largest object side (px); 0: half the image
+    max_objects: int = 8      # shapes: objects per image, up to
+    shape_classes: int = 5    # shapes: the first N classes (1: one class)
 
 
 @dataclass
@@ -83,17 +87,27 @@ class DataConfig:
     stride: int = 32
     rect_pad: float = 0.5
     transfer_uint8: bool = False
+    single_cls: bool = False  # official --single-cls: every box is class 0 ('item')
+    rect: bool = False        # official --rect: training batches of similar aspect ratio, no mosaic
+    image_weights: bool = False  # official --image-weights: draw training images by class rarity
 
 
 @dataclass
 class DataToolConfig:
-    """``yolov7-data``: ``action`` in shapes | yolo2coco."""
+    """``yolov7-data``: ``action`` in shapes | yolo2coco | anchors (``data``/``model`` groups, ``anchors``,
+    ``anchor_t``, ``seed``, ``format``: the autoanchor check of a dataset)."""
 
     action: str = "shapes"
     out: Optional[str] = None
     source: SourceConfig = field(default_factory=SourceConfig)
     images: Optional[str] = None
     names: Optional[list[str]] = None
+    data: Any = None
+    model: Any = None
+    anchors: Any = "auto"
+    anchor_t: float = 4.0
+    seed: int = 0
+    format: str = "text"
 
 
 def register_data_configs() -> None:

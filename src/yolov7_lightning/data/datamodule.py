@@ -15,8 +15,8 @@ from .collate import collate
 from .config import AugmentConfig
 from .dataset import DetectionDataset
 from .image_io import ImageCache
-from .samplers import RectBatchSampler, TrainBatchSampler
-from .records import DatasetError
+from .records import DatasetError, single_class
+from .samplers import RectBatchSampler, RectTrainBatchSampler, TrainBatchSampler
 from .sources import as_source, first_class_difference, predict_index, split_index, yolo_class_count
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,16 @@ class YoloDataModule(L.LightningDataModule):
         cache_gb: decoded-image RAM cache bound per split (0: off), filled in ``setup``.
         rect_val: rectangular evaluation batches; stride, rect_pad: their shape rule.
         transfer_uint8: loaders yield uint8 images, turned into float32 [0,1] after device transfer.
+        single_cls: train and evaluate every box as one class (official ``--single-cls``).
+        rect: rectangular training batches, no mosaic (official ``--rect``).
+        image_weights: draw training images by class rarity and per-class mAP (official ``--image-weights``).
     """
 
     def __init__(self, source=None, augment=None, img_size=640, batch_size: int = 16,
                  val_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False,
                  persistent_workers: bool = False, seed: int = 0, shuffle: bool = True, cache_gb: float = 0.0,
-                 rect_val: bool = True, stride: int = 32, rect_pad: float = 0.5, transfer_uint8: bool = False) -> None:
+                 rect_val: bool = True, stride: int = 32, rect_pad: float = 0.5, transfer_uint8: bool = False,
+                 single_cls: bool = False, rect: bool = False, image_weights: bool = False) -> None:
         super().__init__()
         self.source = as_source(source or {})
         self.augment = as_augment(augment)
@@ -68,6 +72,12 @@ class YoloDataModule(L.LightningDataModule):
         self.seed, self.shuffle, self.cache_bytes = seed, shuffle, int(cache_gb * 2**30)
         self.rect_val, self.stride, self.rect_pad = rect_val, stride, rect_pad
         self.transfer_uint8 = transfer_uint8
+        self.single_cls = single_cls
+        self.rect = rect
+        self.image_weights = image_weights
+        if rect and image_weights:
+            raise ValueError("data.rect and data.image_weights exclude each other (as the official --rect and "
+                             "--image-weights): choose one")
         self.datasets: dict[str, DetectionDataset] = {}
 
     # ---- datasets ------------------------------------------------------------------------------
@@ -84,6 +94,8 @@ class YoloDataModule(L.LightningDataModule):
                 index = split_index(self._class_source(), split)
                 self._check_classes(split, index)
             index.report.log_once()
+            if self.single_cls:
+                index = single_class(index)
             ds = DetectionDataset(index, self.img_size, train=split == "train", augment=self.augment)
             if self.cache_bytes > 0:
                 cache = ds.fill_cache(ImageCache(self.cache_bytes))
@@ -148,9 +160,13 @@ class YoloDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = self.dataset("train")
+        if self.rect:
+            return self._loader(ds, RectTrainBatchSampler(SequentialSampler(ds), self.batch_size, False,
+                                                          sizes_hw=ds.index.sizes_hw(), img_size=self.img_size,
+                                                          seed=self.seed, shuffle=self.shuffle, stride=self.stride))
         sampler = TrainBatchSampler(SequentialSampler(ds), self.batch_size, False, dataset_len=len(ds),
                                     img_size=self.img_size, seed=self.seed, shuffle=self.shuffle,
-                                    mosaic_off_epoch=self._mosaic_off_epoch())
+                                    mosaic_off_epoch=self._mosaic_off_epoch(), image_weights=self.image_weights)
         return self._loader(ds, sampler)
 
     def _eval_loader(self, split: str) -> DataLoader:

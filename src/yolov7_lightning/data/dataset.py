@@ -70,7 +70,8 @@ class DetectionDataset(Dataset):
         rec = self.index.records[key.index]
         if self.train:
             rng = np.random.default_rng(key.seed)
-            img, boxes, classes = self.pipeline.train_sample(key.index, rng, key.mosaic)
+            img, boxes, classes = self.pipeline.train_sample(key.index, rng, key.mosaic,
+                                                             None if key.mosaic else key.shape)
             meta = ImageMeta(rec.image_id, rec.path, (rec.height, rec.width), tuple(img.shape[:2]))
         else:
             img, boxes, classes, lb = self.pipeline.eval_sample(key.index, key.shape)

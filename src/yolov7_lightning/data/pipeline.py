@@ -77,11 +77,14 @@ class Pipeline:
                                                  self.img_size)
         return Labelled(img, boxes, classes, [])
 
-    def train_sample(self, i: int, rng: np.random.Generator, mosaic_allowed: bool = True):
+    def train_sample(self, i: int, rng: np.random.Generator, mosaic_allowed: bool = True,
+                     shape_hw: tuple[int, int] | None = None):
+        """``shape_hw``: the batch's input shape without mosaic (rectangular training); default ``img_size``."""
         aug = self.aug
+        shape_hw = tuple(shape_hw or self.img_size)
         if aug is None:
             lab = self.load(i)
-            img, lb = letterbox(lab.img, self.img_size, (lab.img.shape[0], lab.img.shape[1]), scaleup=True)
+            img, lb = letterbox(lab.img, shape_hw, (lab.img.shape[0], lab.img.shape[1]), scaleup=True)
             return img, lb.to_input(lab.boxes), lab.classes
         if mosaic_allowed and rng.random() < aug.mosaic:
             lab = self._mosaic(i, rng)
@@ -90,7 +93,7 @@ class Pipeline:
             img, boxes, classes = lab.img, lab.boxes, lab.classes
         else:
             lab = self.load(i)
-            img, lb = letterbox(lab.img, self.img_size, (lab.img.shape[0], lab.img.shape[1]), scaleup=True)
+            img, lb = letterbox(lab.img, shape_hw, (lab.img.shape[0], lab.img.shape[1]), scaleup=True)
             img, boxes, classes = random_perspective(img, lb.to_input(lab.boxes), lab.classes, [], rng, self.warp)
         img = augment_hsv(img, rng, aug.hsv_h, aug.hsv_s, aug.hsv_v)
         if self.paste_in_possible and rng.random() < aug.paste_in:

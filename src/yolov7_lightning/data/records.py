@@ -153,3 +153,15 @@ class Labelled:
         """Labels moved by (dx, dy) px (image unchanged)."""
         d = np.array([dx, dy], np.float32)
         return Labelled(self.img, self.boxes + np.tile(d, 2), self.classes, [s + d for s in self.segments])
+
+
+def single_class(index: DatasetIndex) -> DatasetIndex:
+    """Every box (crowd regions too) as class 0: the official ``--single-cls``. The class is named
+    after the dataset's only class when it has one, else ``item`` (the official name); evaluation
+    then reads the ground truth from these records (one category, id 1)."""
+    import dataclasses
+
+    name = index.names[0] if len(index.names) == 1 else "item"
+    records = [dataclasses.replace(r, classes=np.zeros_like(r.classes), crowd_classes=np.zeros_like(r.crowd_classes))
+               for r in index.records]
+    return DatasetIndex(records, [name], [1], index.report, annotation_file=None)

@@ -3,9 +3,14 @@
 Both take the ``sampler`` Lightning injects (a ``DistributedSampler`` under DDP) only for its
 ``num_replicas`` and ``rank``, so Lightning's re-instantiation keeps their behaviour:
 
-* :class:`TrainBatchSampler`: a fresh permutation per epoch from ``(seed, epoch)``, split across
+* :class:`TrainBatchSampler`: a fresh permutation per epoch from ``(seed, epoch)`` (with
+  ``image_weights``: a weighted draw with replacement, weights set per epoch), split across
   ranks like ``DistributedSampler`` (padded to a multiple of the world size), per-sample seeds, and
   mosaic switched off from epoch ``mosaic_off_epoch``.
+* :class:`RectTrainBatchSampler` (official ``--rect``): training batches of similar aspect ratio
+  (the rectangular shapes of evaluation, pad 0), no mosaic; the batch order is shuffled per epoch
+  from ``(seed, epoch)`` and batch k goes to rank k mod world (the list padded so every rank has as
+  many batches).
 * :class:`RectBatchSampler`: evaluation batches fixed on the whole sorted dataset (images sorted
   by aspect ratio, one letterbox shape per batch, official ``ceil(shape * size / stride + pad) *
   stride``); ranks receive whole batches (batch k -> rank k mod world), so a batch's shape never
@@ -35,8 +40,10 @@ class TrainBatchSampler(BatchSampler):
 
     def __init__(self, sampler: Sampler | None, batch_size: int, drop_last: bool = False, *, dataset_len: int,
                  img_size: tuple[int, int], seed: int = 0, shuffle: bool = True,
-                 mosaic_off_epoch: int | None = None) -> None:
+                 mosaic_off_epoch: int | None = None, image_weights: bool = False) -> None:
         self.sampler = sampler
+        self.image_weights = image_weights  # the weights come per epoch through set_image_weights
+        self.weights: np.ndarray | None = None
         self.batch_size = int(batch_size)
         self.drop_last = drop_last
         self.dataset_len = int(dataset_len)
@@ -50,6 +57,15 @@ class TrainBatchSampler(BatchSampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self._explicit_epoch = int(epoch), True
 
+    def set_image_weights(self, weights: np.ndarray) -> None:
+        """Per-image sampling weights of the coming epoch (official ``--image-weights``): the epoch
+        draws ``dataset_len`` images with replacement, the same draw on every rank."""
+        w = np.asarray(weights, np.float64).reshape(-1)
+        if len(w) != self.dataset_len or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"image weights: {len(w)} finite non-negative weights with a positive sum expected "
+                             f"for {self.dataset_len} images")
+        self.weights = w
+
     def _per_rank(self) -> int:
         return math.ceil(self.dataset_len / self.num_replicas)
 
@@ -62,7 +78,10 @@ class TrainBatchSampler(BatchSampler):
         if not self._explicit_epoch:  # plain DataLoader use: a new order each pass
             self.epoch += 1
         rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(self.dataset_len) if self.shuffle else np.arange(self.dataset_len)
+        if self.image_weights and self.weights is not None:
+            order = rng.choice(self.dataset_len, self.dataset_len, replace=True, p=self.weights / self.weights.sum())
+        else:
+            order = rng.permutation(self.dataset_len) if self.shuffle else np.arange(self.dataset_len)
         seeds = rng.integers(0, 2**62, self.dataset_len)  # seeds by position: the same on every rank
         total = self._per_rank() * self.num_replicas
         pos = np.resize(np.arange(self.dataset_len), total)[self.rank::self.num_replicas]
@@ -127,3 +146,33 @@ class RectBatchSampler(BatchSampler):
 
     def __iter__(self):
         yield from self.batches()[self.rank::self.num_replicas]
+
+
+class RectTrainBatchSampler(TrainBatchSampler):
+    """Rectangular training batches (official ``--rect``): fixed groups of similar aspect ratio, each
+    with its own letterbox shape, no mosaic; per-sample seeds and the batch order from (seed, epoch)."""
+
+    def __init__(self, sampler: Sampler | None, batch_size: int, drop_last: bool = False, *, sizes_hw,
+                 img_size: tuple[int, int], seed: int = 0, shuffle: bool = True, stride: int = 32,
+                 pad: float = 0.0) -> None:
+        sizes_hw = np.asarray(sizes_hw).reshape(-1, 2)
+        super().__init__(sampler, batch_size, drop_last, dataset_len=len(sizes_hw), img_size=img_size, seed=seed,
+                         shuffle=shuffle)
+        self.sizes_hw, self.stride, self.pad = sizes_hw, stride, pad
+        self.order, self.shapes = rect_shapes(sizes_hw, self.batch_size, self.img_size, stride, pad)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.shapes) / self.num_replicas)
+
+    def __iter__(self):
+        epoch = self.epoch
+        if not self._explicit_epoch:
+            self.epoch += 1
+        rng = np.random.default_rng([self.seed, epoch])
+        batch_order = rng.permutation(len(self.shapes)) if self.shuffle else np.arange(len(self.shapes))
+        seeds = rng.integers(0, 2**62, self.dataset_len)
+        picked = np.resize(batch_order, len(self) * self.num_replicas)[self.rank::self.num_replicas]
+        bs = self.batch_size
+        for b in picked:
+            shape = (int(self.shapes[b][0]), int(self.shapes[b][1]))
+            yield [SampleKey(int(i), int(seeds[i]), shape, False) for i in self.order[b * bs:(b + 1) * bs]]

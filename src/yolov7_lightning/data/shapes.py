@@ -1,7 +1,7 @@
 """The built-in synthetic "shapes" dataset: real JPEGs plus a real COCO JSON with polygons.
 
 Five visually distinct classes (circle, square, triangle, star, cross), each with its own hue
-range, sizes log-uniform from ``min_size`` px to half the image, aspect ratios 0.75-1.33, random
+range, sizes log-uniform from ``min_size`` px to ``max_size`` (default half the image), aspect ratios 0.75-1.33, random
 rotation, up to ``max_objects`` per image with bounded overlap, on textured, cluttered (low
 saturation lines and blobs) backgrounds; about 5 % of images are empty. Every image is drawn from
 ``numpy.random.default_rng([seed, split, i])``, so the output is identical for a seed regardless
@@ -52,9 +52,15 @@ class ShapesSpec:
     min_size: int = 8
     max_objects: int = 8
     empty_fraction: float = 0.05
+    max_size: float = 0.0  # largest object side in px; 0: half the image
+    num_classes: int = 5   # the first N classes of CLASSES (1: circles only, one class)
 
     def key(self) -> str:
-        text = json.dumps({**asdict(self), "version": VERSION}, sort_keys=True)
+        fields = asdict(self)
+        for name, default in (("max_size", 0.0), ("num_classes", 5)):  # keep the folders of older specs
+            if fields[name] == default:
+                fields.pop(name)
+        text = json.dumps({**fields, "version": VERSION}, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
@@ -127,8 +133,8 @@ def draw_image(spec: ShapesSpec, split: int, i: int) -> tuple[bytes, list[tuple[
     for _ in range(n * 4):  # a few tries per object
         if len(objects) == n:
             break
-        size = float(np.exp(rng.uniform(np.log(spec.min_size), np.log(s / 2))))
-        cls = int(rng.integers(len(CLASSES)))
+        size = float(np.exp(rng.uniform(np.log(spec.min_size), np.log(spec.max_size or s / 2))))
+        cls = int(rng.integers(spec.num_classes))
         poly = shape_polygon(cls, rng, *rng.uniform(size / 2, s - size / 2, 2), size)
         box = np.concatenate([poly.min(0), poly.max(0)])
         if box.min() < 0 or box.max() > s - 1 or _overlaps(box, boxes):
@@ -159,7 +165,11 @@ def _write_one(args) -> list[dict]:
 
 def generate(spec: ShapesSpec, out: Path, workers: int = 1) -> None:
     """Write both splits into ``out`` (which must not exist yet)."""
-    categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASSES)]
+    if not 1 <= spec.num_classes <= len(CLASSES):
+        raise ValueError(f"shapes num_classes must be 1..{len(CLASSES)} (got {spec.num_classes})")
+    if spec.max_size and not spec.min_size <= spec.max_size <= spec.image_size / 2:
+        raise ValueError(f"shapes max_size must be in [min_size, image_size / 2] (got {spec.max_size})")
+    categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASSES[:spec.num_classes])]
     (out / "annotations").mkdir(parents=True)
     for split, count in (("train", spec.num_train), ("val", spec.num_val)):
         folder = out / "images" / split

@@ -28,7 +28,9 @@ def as_source(cfg) -> SourceConfig:
 
 
 def shapes_spec(src: SourceConfig) -> ShapesSpec:
-    return ShapesSpec(num_train=src.num_train, num_val=src.num_val, image_size=src.image_size, seed=src.seed)
+    return ShapesSpec(num_train=src.num_train, num_val=src.num_val, image_size=src.image_size, seed=src.seed,
+                      min_size=src.min_size, max_objects=src.max_objects, max_size=float(src.max_size),
+                      num_classes=src.shape_classes)
 
 
 def split_index(src: SourceConfig, split: str) -> DatasetIndex:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import math
 import random
+import time
 from typing import Any
 
 import lightning as L
@@ -23,11 +24,18 @@ from hydra.utils import instantiate
 from lightning.pytorch.strategies import ParallelStrategy
 
 from ..assign import check_heads, upgrade_legacy_config
+from ..data.image_weights import class_counts, epoch_image_weights
 from ..eval import make_evaluator, non_max_suppression
+from ..eval.tta import predict_augmented
+from .freeze import apply_freeze, freeze_batchnorm
 from .optim import LRLambda, WarmUp, accumulation, build_optimizer
 from .precision import fp32_outputs, no_autocast, to_memory_format
 
 log = logging.getLogger(__name__)
+
+
+def batch_device(module: L.LightningModule) -> torch.device:
+    return next(module.model.parameters()).device
 
 
 def fitness(metrics: dict[str, float]) -> float:
@@ -55,7 +63,7 @@ class YOLOv7Module(L.LightningModule):
     def __init__(self, model: dict, loss: dict, assigner: dict, optim: dict, schedule: dict,
                  evaluation: dict | None = None, image_size: int = 640, batch_size: int = 16,
                  names: list[str] | None = None, category_ids: list[int] | None = None,
-                 channels_last: bool = True, compile: bool = False):
+                 channels_last: bool = True, compile: bool = False, freeze=None):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -64,6 +72,11 @@ class YOLOv7Module(L.LightningModule):
         check_heads(assigner.strategy, self.model.aux_head, self.model.arch.name)  # the config says what runs
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
+        self.frozen = apply_freeze(self.model, freeze)  # ``freeze``: official layer count and/or module names
+        if self.frozen:
+            freeze_batchnorm(self.frozen)
+            n = sum(p.numel() for m in self.frozen for p in m.parameters())
+            log.info("freeze %s: %d parameters frozen (BatchNorm statistics too)", freeze, n)
         self.loss_fn = instantiate(loss)(num_classes=self.model.num_classes, strides=list(self.model.arch.strides),
                                          assigner=assigner, image_size=image_size)
         self.optim_cfg, self.schedule_cfg = dict(optim), dict(schedule)
@@ -74,6 +87,14 @@ class YOLOv7Module(L.LightningModule):
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
         self.evaluator = None
+        self.class_maps: list[float] | None = None  # per-class mAP@.5:.95 of the last validation (image weights)
+
+    def train(self, mode: bool = True):
+        """Frozen modules keep their BatchNorm layers in eval mode (running statistics fixed)."""
+        super().train(mode)
+        if mode and getattr(self, "frozen", None):
+            freeze_batchnorm(self.frozen)
+        return self
 
     # ---- optimisation ----------------------------------------------------------------------------
     def _world(self) -> int:
@@ -96,6 +117,11 @@ class YOLOv7Module(L.LightningModule):
         batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
         if callable(getattr(batch_sampler, "set_epoch", None)):
             batch_sampler.set_epoch(self.current_epoch)
+        if getattr(batch_sampler, "image_weights", False):  # official --image-weights: from the last validation
+            counts = class_counts(self.trainer.datamodule.dataset("train").index, self.model.num_classes)
+            batch_sampler.set_image_weights(epoch_image_weights(counts, self.class_maps))
+        if self.frozen:  # Lightning restores module modes around validation; frozen BN stays in eval mode
+            freeze_batchnorm(self.frozen)
         factor = self.lr_lambda(self.current_epoch)
         for group in self.optimizers().optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
@@ -203,7 +229,8 @@ class YOLOv7Module(L.LightningModule):
         return False
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["yolov7"] = {"iteration": self.iteration, "nonfinite_total": self.nonfinite_total}
+        checkpoint["yolov7"] = {"iteration": self.iteration, "nonfinite_total": self.nonfinite_total,
+                                "class_maps": self.class_maps}
         for key in ("state_dict", "current_model_state"):  # the weights in the default layout, whatever the memory format
             if isinstance(checkpoint.get(key), dict):
                 checkpoint[key] = {k: v.contiguous() if isinstance(v, torch.Tensor) else v for k, v in checkpoint[key].items()}
@@ -212,26 +239,47 @@ class YOLOv7Module(L.LightningModule):
         state = checkpoint.get("yolov7", {})
         self.iteration = int(state.get("iteration", 0))
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
+        self.class_maps = state.get("class_maps")
 
     # ---- evaluation -------------------------------------------------------------------------------
     def _start_eval(self, split: str) -> None:
+        self.eval_seconds = [0.0, 0.0, 0]  # inference (+ validation loss), NMS, images
         dataset = self.trainer.datamodule.dataset(split)
         index = dataset.index
         self.evaluator = make_evaluator(self.eval_cfg.get("backend", "pycocotools"), index=index)
+
+    def _clock(self) -> float:
+        if batch_device(self).type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
     def _eval_step(self, batch: dict, split: str) -> None:
         with no_autocast(batch["images"].device):  # fp32: the reported mAP does not depend on the precision
             self._eval_step_fp32(batch, split)
 
     def _eval_step_fp32(self, batch: dict, split: str) -> None:
+        t0 = self._clock()
         outputs = self.model.forward_heads(self._images(batch))
+        t_forward = self._clock() - t0
         result = self._loss(outputs, batch["targets"])  # the training assigner
         self.log_dict({f"{split}/loss_{k}": v for k, v in result.components.items()}, on_epoch=True,
                       batch_size=batch["images"].shape[0], sync_dist=True)
-        dets = non_max_suppression(self.model.decode(outputs), conf_thres=self.eval_cfg.get("conf_thres", 0.001),
+        t0 = self._clock()
+        if self.eval_cfg.get("augment", False):  # official --augment: three views, merged by the NMS below
+            was_training = self.model.training
+            self.model.eval()
+            decoded = predict_augmented(self.model, batch["images"], self.model.max_stride)
+            self.model.train(was_training)
+        else:
+            decoded = self.model.decode(outputs)
+        t1 = self._clock()
+        dets = non_max_suppression(decoded, conf_thres=self.eval_cfg.get("conf_thres", 0.001),
                                    iou_thres=self.eval_cfg.get("iou_thres", 0.65),
                                    max_det=self.eval_cfg.get("max_det", 300),
                                    multi_label=self.eval_cfg.get("multi_label", True))
+        t2 = self._clock()  # official test.py speed figures: inference (forward + decode / TTA) and NMS
+        n = batch["images"].shape[0]
+        self.eval_seconds = [a + b for a, b in zip(self.eval_seconds, (t_forward + t1 - t0, t2 - t1, n))]
         self.evaluator.update(dets, batch["meta"])
 
     def _end_eval(self, split: str) -> dict[str, float]:
@@ -241,6 +289,8 @@ class YOLOv7Module(L.LightningModule):
         scalars["fitness"] = fitness(scalars)
         self.log_dict({f"{split}/{k}": v for k, v in scalars.items()}, sync_dist=False)
         self.last_eval = metrics | {"fitness": scalars["fitness"]}
+        if split == "val" and isinstance(metrics.get("per_class"), dict):  # absent classes take the overall mAP
+            self.class_maps = [v if v >= 0 else max(scalars.get("map", 0.0), 0.0) for v in metrics["per_class"].values()]
         return scalars
 
     def on_validation_epoch_start(self) -> None:

@@ -17,7 +17,8 @@ SCHEDULES = ("cosine", "linear")
 
 
 def parameter_groups(model: nn.Module) -> tuple[list, list, list]:
-    """(no decay: BN weights and implicit tensors, decay: other weights, no decay: biases)."""
+    """(no decay: BN weights and implicit tensors, decay: other weights, no decay: biases).
+    Frozen parameters (``requires_grad=False``, see ``freeze``) are left out."""
     bn_implicit, weights, biases = [], [], []
     for module in model.modules():
         if isinstance(module, (ImplicitA, ImplicitM)):
@@ -29,7 +30,7 @@ def parameter_groups(model: nn.Module) -> tuple[list, list, list]:
         weight = getattr(module, "weight", None)
         if isinstance(weight, nn.Parameter):
             (bn_implicit if isinstance(module, nn.modules.batchnorm._BatchNorm) else weights).append(weight)
-    return bn_implicit, weights, biases
+    return tuple([p for p in group if p.requires_grad] for group in (bn_implicit, weights, biases))
 
 
 def accumulation(batch_size: int, world_size: int, nominal_batch: int) -> int:

@@ -1,0 +1,52 @@
+"""Recipe presets compose to the official numbers (the custom column of the official
+hyp.scratch.*.yaml table) and the small-data recipe to what docs/own_data.md states."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from yolov7_lightning.cli.paths import CONFIG_DIR
+from yolov7_lightning.config import register_configs
+
+# data/hyp.scratch.custom.yaml of the official YOLOv7
+CUSTOM = {
+    "optim": {"name": "sgd", "lr0": 0.01, "momentum": 0.937, "weight_decay": 0.0005, "nominal_batch": 64},
+    "schedule": {"lrf": 0.1, "epochs": 300, "warmup_epochs": 3.0, "warmup_min_iters": 1000, "warmup_momentum": 0.8,
+                 "warmup_bias_lr": 0.1},
+    "loss": {"box": 0.05, "obj": 0.7, "cls": 0.3},
+    "augment": {"hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4, "degrees": 0.0, "translate": 0.2, "scale": 0.5,
+                "shear": 0.0, "perspective": 0.0, "flipud": 0.0, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0,
+                "paste_in": 0.0},
+    "assigner": {"anchor_t": 4.0},
+}
+
+
+@pytest.fixture
+def hydra_ctx():
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        yield
+    GlobalHydra.instance().clear()
+
+
+def test_recipe_custom_is_the_official_custom_column(hydra_ctx):
+    cfg = compose("train", overrides=["experiment=recipe_custom"])
+    for group, values in CUSTOM.items():
+        for key, value in values.items():
+            assert cfg[group][key] == value, (group, key, cfg[group][key], value)
+    assert cfg.assigner.strategy == "coarse_to_fine" and cfg.anchors == "auto"  # loss_ota 1, autoanchor on
+    plain = compose("train", overrides=["experiment=recipe_custom", "assigner=plain"])
+    assert plain.assigner.strategy == "plain"  # official loss_ota: 0
+
+
+def test_recipe_small(hydra_ctx):
+    cfg = compose("train", overrides=["experiment=recipe_small", "data=shapes_small"])
+    assert (cfg.optim.name, cfg.optim.lr0, cfg.optim.nominal_batch, cfg.data.batch_size) == ("sgd", 0.03, 8, 8)
+    assert (cfg.schedule.epochs, cfg.schedule.warmup_epochs, cfg.schedule.warmup_min_iters) == (12, 1.0, 0)
+    assert (cfg.augment.mosaic, cfg.augment.close_mosaic, cfg.augment.mixup, cfg.augment.scale) == (1.0, 3, 0.0, 0.5)
+    assert cfg.data.single_cls and cfg.data.source.shape_classes == 5 and cfg.data.source.num_train == 56
+    quick = compose("train")  # the official and quick recipes are left as they were
+    assert (quick.optim.nominal_batch, quick.schedule.warmup_min_iters, quick.augment.mosaic) == (16, 50, 0.0)
