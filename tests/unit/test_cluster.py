@@ -65,6 +65,7 @@ def test_inside_a_slurm_job_srun_tasks_are_the_ranks(no_cluster, procid):
     assert launched(trainer, no_cluster) == []  # srun started both processes: nothing is launched
     assert (trainer.world_size, trainer.global_rank, trainer.local_rank, trainer.node_rank) == (2, procid, procid, 0)
     assert trainer.strategy.cluster_environment.main_address == "gpu-node-07"
+    assert trainer.strategy.cluster_environment.auto_requeue  # Lightning's SIGUSR1 requeue stays on
 
 
 def test_outside_slurm_the_job_launches_its_own_ranks(no_cluster):
