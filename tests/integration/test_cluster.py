@@ -18,6 +18,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.helpers import REPO
+from tests.integration.test_wandb import read_run
 
 TINY = [
     "data.source.num_train=8", "data.source.num_val=4", "data.source.image_size=64", "data.img_size=64",
@@ -32,8 +33,8 @@ def train_cmd(tmp: Path, *args: str) -> list[str]:
             *args]
 
 
-def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=cwd)
+def run(cmd: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=cwd, env={**os.environ, **env})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -44,11 +45,12 @@ def report(folder: Path, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_submitit_local_multirun_runs_each_arm_as_its_own_job(tmp_path):
     sweep = tmp_path / "sweep"
-    run(train_cmd(tmp_path, "hydra/launcher=submitit_local", "optim.lr0=0.01,0.02", f"hydra.sweep.dir={sweep}"),
-        tmp_path)
+    run(train_cmd(tmp_path, "hydra/launcher=submitit_local", "optim.lr0=0.01,0.02", f"hydra.sweep.dir={sweep}",
+                  "logger=wandb"), tmp_path, WANDB_MODE="offline")
     jobs = [sweep / "0", sweep / "1"]
     metrics = [json.loads((job / "metrics.json").read_text()) for job in jobs]
-    assert [m["overrides"][-1] for m in metrics] == ["optim.lr0=0.01", "optim.lr0=0.02"]
+    assert [[o for o in m["overrides"] if o.startswith("optim.lr0=")] for m in metrics] == [["optim.lr0=0.01"],
+                                                                                           ["optim.lr0=0.02"]]
     assert all(m["epochs"] == 1 and m["val_images"] == 4 for m in metrics)
     # submitit's own logs: one folder per job under .submitit/, reachable from the job's folder
     submitted = sorted(p for p in (sweep / ".submitit").iterdir() if p.name.isdigit())  # (and an empty "%j")
@@ -61,6 +63,9 @@ def test_submitit_local_multirun_runs_each_arm_as_its_own_job(tmp_path):
         assert f"outputs: {job}" in out  # the job's own stdout, written by the submitit process
         assert next(link.glob("*_log.err")).is_file() and next(link.glob("*_result.pkl")).is_file()
         pids.add(next(link.glob("*_log.out")).name.split("_")[0])
+        (wandb_run,) = job.glob("wandb/offline-run-*")  # one W&B run per job, grouped by the sweep
+        logged = read_run(wandb_run)
+        assert logged["group"] == sweep.name and logged["exit_code"] == 0
     assert len(pids) == 2  # two processes (the local executor's job id is the process id)
 
     report(sweep, tmp_path)

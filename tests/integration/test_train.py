@@ -86,9 +86,10 @@ def test_loss_goes_down(straight):
 
 def test_resume_gives_the_same_ema_weights(straight):
     tmp, out = straight
-    half = train(tmp, "half", "schedule.epochs=2", "trainer.max_epochs=1", "export.enabled=false")
-    resumed = train(tmp, "resumed", "schedule.epochs=2", f"ckpt_path={half / 'checkpoints' / 'last.ckpt'}",
-                    "export.enabled=false")
+    # ckpt_path=auto: a fresh start in an empty folder, then (the same folder again) from its last.ckpt
+    half = train(tmp, "half", "schedule.epochs=2", "trainer.max_epochs=1", "export.enabled=false", "ckpt_path=auto")
+    assert torch.load(half / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    resumed = train(tmp, "half", "schedule.epochs=2", "ckpt_path=auto", "export.enabled=false")
     a = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
     assert a["epoch"] == b["epoch"] and a["global_step"] == b["global_step"] > 0

@@ -65,6 +65,7 @@ def test_inside_a_slurm_job_srun_tasks_are_the_ranks(no_cluster, procid):
     assert launched(trainer, no_cluster) == []  # srun started both processes: nothing is launched
     assert (trainer.world_size, trainer.global_rank, trainer.local_rank, trainer.node_rank) == (2, procid, procid, 0)
     assert trainer.strategy.cluster_environment.main_address == "gpu-node-07"
+    assert trainer.strategy.cluster_environment.auto_requeue  # Lightning's SIGUSR1 requeue stays on
 
 
 def test_outside_slurm_the_job_launches_its_own_ranks(no_cluster):
@@ -142,3 +143,27 @@ def test_slurm_preset_on_a_single_process_trainer(tmp_path, monkeypatch):
     sbatch = sbatch_script(tmp_path, monkeypatch, "trainer=gpu", "data.num_workers=8")
     for line in ("--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=1", "--cpus-per-task=8"):
         assert f"#SBATCH {line}\n" in sbatch, (line, sbatch)
+
+
+def test_ddp_ranks_of_a_submitit_local_job_run_yolov7_train(tmp_path, monkeypatch):
+    """Under submitit's job runner ``__main__`` is submitit's: the job's ranks still run yolov7-train."""
+    import importlib.machinery
+    import sys
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from yolov7_lightning.training.ddp import hydra_job_command
+
+    cfg = train_config("trainer=ddp_cpu", "seed=2", hydra=True)
+    cfg.hydra.runtime.output_dir = str(tmp_path / "sweep" / "1")
+    cfg.hydra.runtime.cwd = str(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["/venv/lib/submitit/core/_submit.py", str(tmp_path / "sweep/.submitit/%j")])
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__",
+                        importlib.machinery.ModuleSpec("submitit.core._submit", None))
+    HydraConfig.instance().set_config(cfg)
+    try:
+        command, cwd = hydra_job_command(local_rank=1)
+    finally:
+        HydraConfig.instance().cfg = None
+    assert command[:5] == [sys.executable, "-m", "yolov7_lightning.cli.train", "trainer=ddp_cpu", "seed=2"]
+    assert f'hydra.run.dir="{tmp_path / "sweep" / "1"}"' in command and not any(".submitit" in c for c in command)

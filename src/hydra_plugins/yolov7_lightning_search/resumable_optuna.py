@@ -3,9 +3,10 @@ study (``hparams_search=optuna``: SQLite in the sweep folder) that picks up wher
 stopped, instead of starting ``n_trials`` new trials.
 
 On a second start with the same ``hydra.sweep.dir``, :class:`ResumableOptunaSweeper` first re-runs the
-trials the killed search left running (same trial number, same parameters, same job folder) and tells
-the study their result, then lets the plugin run the trials still missing from ``n_trials`` (finished
-ones: complete, pruned or failed). Job folder ``<sweep>/<n>`` is trial ``n``.
+trials the killed search left running (same trial number and job folder, the parameters they had drawn;
+any not drawn yet are drawn now) and tells the study their result, then lets the plugin run the trials
+still missing from ``n_trials`` (finished ones: complete, pruned or failed). Job folder ``<sweep>/<n>``
+is trial ``n``.
 
 It lives in the ``hydra_plugins`` namespace because Hydra loads sweepers only from there; without the
 ``[cluster]`` extra (no hydra-optuna-sweeper) the module defines nothing, so Hydra's plugin scan stays quiet.

@@ -60,8 +60,14 @@ def hydra_job_command(local_rank: int) -> tuple[Sequence[str], str]:
 
     hydra_cfg = HydraConfig.get()
     spec = getattr(__main__, "__spec__", None)
-    command = [sys.executable, "-m", spec.name] if spec is not None else [sys.executable, os.path.abspath(sys.argv[0])]
-    command += config_flags(sys.argv[1:])  # --config-dir / --config-path / --config-name, as given
+    if spec is not None and spec.name.split(".")[0] == "submitit":
+        # a job of hydra/launcher=submitit_local: __main__ is submitit's job runner (its argv is no Hydra
+        # command line), the ranks run yolov7-train with this job's overrides
+        command = [sys.executable, "-m", "yolov7_lightning.cli.train"]
+    else:
+        command = [sys.executable, "-m", spec.name] if spec is not None else [sys.executable,
+                                                                              os.path.abspath(sys.argv[0])]
+        command += config_flags(sys.argv[1:])  # --config-dir / --config-path / --config-name, as given
     command += list(hydra_cfg.overrides.task)  # this job's overrides only: no -m, no sweep lists
     command += [f'hydra.run.dir="{hydra_cfg.runtime.output_dir}"', f"hydra.job.name=train_ddp_process_{local_rank}",
                 "hydra.output_subdir=null"]
