@@ -15,8 +15,8 @@ from .collate import collate
 from .config import AugmentConfig
 from .dataset import DetectionDataset
 from .image_io import ImageCache
-from .samplers import RectBatchSampler, TrainBatchSampler
 from .records import DatasetError
+from .samplers import RectBatchSampler, TrainBatchSampler
 from .sources import as_source, first_class_difference, predict_index, split_index, yolo_class_count
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class YoloDataModule(L.LightningDataModule):
                     f"the class lists of {sa} ({a.report.source}) and {sb} ({b.report.source}) differ at {diff}; "
                     "give data.source.names=[...] to map categories by name, or fix the files")
             break
-        present = set(int(c) for r in index.records for c in r.classes)
+        present = {int(c) for r in index.records for c in r.classes}
         empty = [n for i, n in enumerate(index.names) if i not in present]
         if empty and index.records:
             log.warning("%s (%s): no boxes of %d class(es): %s", index.report.source, split, len(empty),
