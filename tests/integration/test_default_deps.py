@@ -11,9 +11,9 @@ import json
 import re
 import subprocess
 import sys
-import tomllib
 from importlib import metadata
 
+import tomllib
 from packaging.requirements import Requirement
 
 from tests.helpers import REPO

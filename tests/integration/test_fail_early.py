@@ -23,7 +23,7 @@ from yolov7_lightning.models.official_keys import key_map
                                           ("assigner.lead.topk=1.5", "assigner.lead.topk"),
                                           ("loss.box=no", "loss.box"), ("optim.nesterov=maybe", "optim.nesterov")])
 def test_wrong_type_fails_at_composition(tmp_path, override, key):
-    code, out, err = run_cli(train_cli.main, override, f"hydra.run.dir={tmp_path}", f"data.source.root={tmp_path / 'd'}")
+    code, _, err = run_cli(train_cli.main, override, f"hydra.run.dir={tmp_path}", f"data.source.root={tmp_path / 'd'}")
     assert code == 1
     assert f"Error merging override {override}" in err and f"full_key: {key}" in err, err
     assert not (tmp_path / "d").exists()  # nothing ran
@@ -33,7 +33,7 @@ def test_unwritable_checkpoint_folder_fails_at_start(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "checkpoints").write_text("a file where the folder should be")  # unwritable even for root
-    code, out, err = run_cli(train_cli.main, f"hydra.run.dir={run}", f"data.source.root={tmp_path / 'd'}")
+    code, _, err = run_cli(train_cli.main, f"hydra.run.dir={run}", f"data.source.root={tmp_path / 'd'}")
     assert code == 1
     assert err.strip() == (f"error: {run / 'checkpoints'}: output folder is not writable (File exists); "
                            "fix its permissions or choose another hydra.run.dir"), err

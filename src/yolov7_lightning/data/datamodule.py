@@ -126,7 +126,7 @@ class YoloDataModule(L.LightningDataModule):
                     f"the class lists of {sa} ({a.report.source}) and {sb} ({b.report.source}) differ at {diff}; "
                     "give data.source.names=[...] to map categories by name, or fix the files")
             break
-        present = set(int(c) for r in index.records for c in r.classes)
+        present = {int(c) for r in index.records for c in r.classes}
         empty = [n for i, n in enumerate(index.names) if i not in present]
         if empty and index.records:
             log.warning("%s (%s): no boxes of %d class(es): %s", index.report.source, split, len(empty),

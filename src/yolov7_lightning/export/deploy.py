@@ -20,12 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..atomic import atomic_torch_save
 from ..models import YOLOv7
-from ..models.checkpoint_reader import (DEPLOY_FORMAT, DEPLOY_VERSION, build_from, default_names, default_size,
-                                        model_spec, read_checkpoint)
+from ..models.checkpoint_reader import (
+    DEPLOY_FORMAT,
+    DEPLOY_VERSION,
+    build_from,
+    default_names,
+    default_size,
+    model_spec,
+    read_checkpoint,
+)
 from ..models.fuse import to_deploy
 
 __all__ = ["DEPLOY_FORMAT", "DEPLOY_VERSION", "ExportSource", "default_names", "is_deploy_checkpoint", "load_deploy",

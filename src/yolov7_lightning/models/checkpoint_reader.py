@@ -151,7 +151,7 @@ def _tensors(obj: Any) -> dict[str, torch.Tensor] | None:
 
 def classify(obj: Any, path: str) -> CheckpointFile:
     """Identify an object read from ``path`` (see the module docstring), or raise :class:`CheckpointError`."""
-    from .official_weights import official_from_state, official_from_stand_ins
+    from .official_weights import official_from_stand_ins, official_from_state
 
     if isinstance(obj, dict) and obj.get("format") == DEPLOY_FORMAT:
         if int(obj.get("version", 0)) > DEPLOY_VERSION:
@@ -281,9 +281,7 @@ def load_weights(model: YOLOv7, ckpt: CheckpointFile | str | os.PathLike, allow_
     head_only = counts.mismatched and all(_head_key(m) for m in counts.mismatched)
     if counts.share < MIN_LOADED and not allow_partial:
         hint = ""
-        if ckpt.kind == "official" and ckpt.spec and ckpt.spec["variant"] != model.arch.name:
-            hint = f"; the file is {ckpt.spec['variant']}, the model {model.arch.name}"
-        elif ckpt.spec and ckpt.spec.get("variant") not in (None, model.arch.name):
+        if ckpt.spec and ckpt.spec.get("variant") not in (None, model.arch.name):
             hint = f"; the file is {ckpt.spec['variant']}, the model {model.arch.name}"
         example = (counts.mismatched or counts.missing or counts.unexpected or [""])[0]
         raise CheckpointError(f"{counts.line()}: matches less than {MIN_LOADED:.0%} of model {model.arch.name}"
