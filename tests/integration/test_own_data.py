@@ -94,7 +94,7 @@ def test_data_anchors_command_prints_the_fit(runs):
     cmd = [sys.executable, "-m", "yolov7_lightning.cli.data", "action=anchors", "format=json",
            f"data.source.root={tmp / 'shapes'}", "data.source.num_train=24", "data.source.num_val=8",
            "data.source.image_size=128", "data.img_size=128", *SMALL_BOXES]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     for key in ("bpr_before", "bpr_after", "anchors_per_target_before", "anchors_per_target_after",
@@ -112,7 +112,7 @@ def test_eval_augment_and_save_txt(runs):
            f"hydra.run.dir={out}", f"data.source.root={tmp / 'shapes'}", "data.source.num_train=24",
            "data.source.num_val=8", "data.source.image_size=128", "data.img_size=128", "data.single_cls=true",
            *SMALL_BOXES, "tta=true", "save_txt=true", "save_conf=true"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     predictions = json.loads((out / "predictions_coco.json").read_text())
     files = sorted((out / "labels").glob("*.txt"))

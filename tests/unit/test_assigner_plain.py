@@ -44,7 +44,7 @@ def test_plain_with_aux_head_p6(scenario):
 
 
 def test_plain_borders_and_no_dedup():
-    result, pos = run_both("yolov7-tiny", aux=False, scenario="many_boxes", border=True)
+    _, pos = run_both("yolov7-tiny", aux=False, scenario="many_boxes", border=True)
     lead = [p for level in pos["lead"] for p in level]
     assert len(lead) > len(set(lead))  # the same (cell, box) twice would be a bug; (cell) twice across boxes is not
     cells = [p[:4] for p in lead]

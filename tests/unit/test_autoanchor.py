@@ -8,8 +8,14 @@ import pytest
 import torch
 
 from yolov7_lightning.models import build_model, get_arch
-from yolov7_lightning.models.autoanchor import (apply_anchor_config, check_anchors, explicit_anchors, fit_metrics,
-                                                label_wh, model_anchors)
+from yolov7_lightning.models.autoanchor import (
+    apply_anchor_config,
+    check_anchors,
+    explicit_anchors,
+    fit_metrics,
+    label_wh,
+    model_anchors,
+)
 
 TINY = np.array(get_arch("yolov7-tiny").anchors, np.float64).reshape(-1, 2)
 

@@ -24,7 +24,7 @@ FORMATS = ("text", "json")
 
 
 def anchors(cfg: DictConfig) -> dict:
-    """The autoanchor check of ``model``'s anchors (``model.weights``: a checkpoint's) against the
+    """The autoanchor check of ``variant``'s anchors (``weights``: a checkpoint's) against the
     training boxes of ``data`` at ``data.img_size``: one JSON object, or a text summary."""
     from ..data.datamodule import as_hw
     from ..models import build_model
@@ -37,13 +37,13 @@ def anchors(cfg: DictConfig) -> dict:
                      else cfg.data.img_size))
     index = split_index(as_source(cfg.data.source), "train")
     index.report.log_once()
-    model = build_model(variant=cfg.model.variant, num_classes=max(index.num_classes, 1))
-    if cfg.model.get("weights"):
-        load_pretrained(model, cfg.model.weights)
+    model = build_model(variant=cfg.variant, num_classes=max(index.num_classes, 1))
+    if cfg.weights:
+        load_pretrained(model, cfg.weights)
     spec = cfg.anchors if isinstance(cfg.anchors, (str, type(None))) else OmegaConf.to_container(cfg.anchors)
     wh, owner = index_wh(index, size)
     fit = apply_anchor_config(model, spec, wh, owner, size, anchor_t=float(cfg.anchor_t), seed=int(cfg.seed))
-    result = fit.as_dict() | {"variant": cfg.model.variant, "strides": list(model.arch.strides)}
+    result = fit.as_dict() | {"variant": cfg.variant, "strides": list(model.arch.strides)}
     print(json.dumps(result) if cfg.format == "json" else fit.summary())
     return result
 

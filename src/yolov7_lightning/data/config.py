@@ -94,8 +94,8 @@ class DataConfig:
 
 @dataclass
 class DataToolConfig:
-    """``yolov7-data``: ``action`` in shapes | yolo2coco | anchors (``data``/``model`` groups, ``anchors``,
-    ``anchor_t``, ``seed``, ``format``: the autoanchor check of a dataset)."""
+    """``yolov7-data``: ``action`` in shapes | yolo2coco | anchors (the ``data`` group, ``variant``,
+    ``weights``, ``anchors``, ``anchor_t``, ``seed``, ``format``: the autoanchor check of a dataset)."""
 
     action: str = "shapes"
     out: Optional[str] = None
@@ -103,7 +103,8 @@ class DataToolConfig:
     images: Optional[str] = None
     names: Optional[list[str]] = None
     data: Any = None
-    model: Any = None
+    variant: str = "yolov7-tiny"
+    weights: Optional[str] = None
     anchors: Any = "auto"
     anchor_t: float = 4.0
     seed: int = 0

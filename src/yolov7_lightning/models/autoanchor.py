@@ -238,10 +238,10 @@ def check_anchors(wh: np.ndarray, owner: np.ndarray, anchors: np.ndarray, nl: in
     rng = np.random.default_rng(seed)
     jwh = jittered_wh(wh, owner, rng)
     bpr, aat = fit_metrics(jwh, anchors, anchor_t)
-    fit = dict(img_size=int(img_size), anchor_t=float(anchor_t), num_boxes=int(len(wh)),
-               num_images=int(len(np.unique(owner))), bpr_before=bpr, anchors_per_target_before=aat,
-               anchors_before=_levels(anchors, nl), mode=mode)
-    kept = dict(bpr_after=bpr, anchors_per_target_after=aat, anchors_after=_levels(anchors, nl), changed=False)
+    fit = {"img_size": int(img_size), "anchor_t": float(anchor_t), "num_boxes": len(wh),
+           "num_images": len(np.unique(owner)), "bpr_before": bpr, "anchors_per_target_before": aat,
+           "anchors_before": _levels(anchors, nl), "mode": mode}
+    kept = {"bpr_after": bpr, "anchors_per_target_after": aat, "anchors_after": _levels(anchors, nl), "changed": False}
     if len(wh) == 0:
         return AnchorFit(**fit, **kept, reason="no training boxes")
     if mode == "keep":

@@ -23,7 +23,7 @@ def frozen_modules(model: nn.Module, spec) -> list[nn.Module]:
     out: list[nn.Module] = []
     for item in items:
         if isinstance(item, bool):
-            raise ValueError(f"freeze: {item!r} is neither a layer count nor a module name")
+            raise TypeError(f"freeze: {item!r} is neither a layer count nor a module name")
         if isinstance(item, int):
             from ..models.official_keys import official_layers
 
