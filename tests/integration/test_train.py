@@ -186,7 +186,9 @@ def test_onnx_predict_draws_the_same_boxes(straight, easy):
     tmp, _ = straight
     root, out = easy
     images = root / "images" / "train"
-    common = [f"source={images}", "conf_thres=0.25"]
+    # a threshold well below this 40-epoch model's top scores (~0.15-0.4, depending on numerics): the test
+    # compares the two backends, so it needs detections, not a confident model
+    common = [f"source={images}", "conf_thres=0.05"]
     run_cli("predict", tmp / "pt", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", *common)
     proc = run_cli("predict", tmp / "onnx", "backend=onnx", f"model={out / 'checkpoints' / 'model.onnx'}", *common)
     assert "(onnx)" in proc.stdout
