@@ -172,7 +172,7 @@ def test_fp16_graph_within_fp16_tolerance(trained, tmp_path, nms):
     check = report["checks"]["onnx_vs_pytorch"]
     assert check["tolerance"] == FP16_TOLERANCES.as_dict() and "fp16" in check["inputs"]
     fp32 = Tolerances()
-    assert check["boxes_px"] > fp32.box_px or check["scores"] > fp32.score  # fp16 is coarser than fp32 ...
+    assert check["boxes_px"] > 10 * fp32.box_px and check["scores"] > fp32.score  # far outside fp32's ...
     assert check["boxes_vs_tolerance"] <= 1 and check["scores"] <= FP16_TOLERANCES.score  # ... but within its own
     proto = _onnx(report["outputs"]["onnx"])
     conv_weights = {n.input[1] for n in proto.graph.node if n.op_type == "Conv"}
@@ -183,15 +183,13 @@ def test_fp16_graph_within_fp16_tolerance(trained, tmp_path, nms):
     assert {p.key: p.value for p in proto.metadata_props}["precision"] == "fp16"
     if nms:
         assert report["checks"]["onnx_nms_synthetic_vs_torchvision"]["different"] == 0
-    with pytest.raises(ExportCheckError, match="onnx_vs_pytorch"):  # the fp32 tolerances would not hold
-        export(trained, tmp_path / "strict", ExportOptions(formats=("onnx",), image_size=SIZE, half=True,
-                                                           tolerances_half=fp32))
 
 
 def test_simplified_graph_within_fp32_tolerance(trained, tmp_path):
-    plain = export(trained, tmp_path / "plain", ExportOptions(formats=("onnx",), image_size=SIZE, nms=True))
     slim = export(trained, tmp_path / "slim", ExportOptions(formats=("onnx",), image_size=SIZE, nms=True,
                                                              simplify=True))
     assert slim["passed"] and slim["checks"]["onnx_vs_pytorch"]["tolerance"] == Tolerances().as_dict()
-    assert len(_onnx(slim["outputs"]["onnx"]).graph.node) < 0.8 * len(_onnx(plain["outputs"]["onnx"]).graph.node)
     assert slim["checks"]["onnx_nms_synthetic_vs_torchvision"]["identical"] > 100
+    plain = onnx_export.export_onnx(trained.deploy_model(), tmp_path / "plain.onnx", torch.rand(1, 3, SIZE, SIZE),
+                                    nms={"conf_thres": 0.25, "iou_thres": 0.45, "max_det": 300, "multi_label": False})
+    assert len(_onnx(slim["outputs"]["onnx"]).graph.node) < 0.8 * len(_onnx(plain).graph.node)
