@@ -188,7 +188,7 @@ def _export_onnx(src: ExportSource, deploy: torch.nn.Module, x: torch.Tensor, re
         nms_checks(f"_{h + s}x{w + 2 * s}", pred2, det2, what2)
     if nms is not None:
         synth = synthetic_predictions(len(x), pred.shape[1], deploy.num_classes, h, w, options.conf_thres,
-                                      options.iou_thres, options.seed)
+                                      options.iou_thres, options.seed, options.max_det)
         part = onnx_session(nms_part(path))
         got = torch.from_numpy(part.run(["detections"], {"predictions": synth.numpy()})[0])
         checks["onnx_nms_synthetic_vs_torchvision"] = compare_detections(
