@@ -49,9 +49,9 @@ def test_metrics_and_checkpoints(straight):
     assert not list((out / "checkpoints").glob("*.tmp"))  # atomic writes leave no temp files
     report = json.loads((out / "checkpoints" / "export_report.json").read_text())  # the deploy export callback
     assert (out / "checkpoints" / "deploy.pt").is_file() and (out / "checkpoints" / "model.onnx").is_file()
-    # a 2-epoch model predicts boxes of ~1,000 px, where fp32 noise alone exceeds 1e-3 px: check the scores
-    assert report["checks"]["fused_vs_unfused"]["scores"] <= 1e-4
-    assert report["checks"]["onnx_vs_pytorch"]["scores"] <= 1e-4
+    # a 2-epoch model predicts boxes of ~1,000 px: the box tolerance grows with the box size
+    assert report["passed"] and report["checks"]["fused_vs_unfused"]["scores"] <= 1e-4
+    assert report["checks"]["onnx_vs_pytorch"]["boxes_vs_tolerance"] <= 1
 
 
 def test_precision_and_channels_last_leave_checkpoints_as_before(straight):

@@ -5,6 +5,7 @@ them. A check outside the tolerances raises (non-zero exit) after the report is 
     yolov7-export ckpt=runs/train/.../last.ckpt format=[deploy,onnx]
     yolov7-export ckpt=yolov7-tiny.pt format=onnx nms=true conf_thres=0.25 max_det=100
     yolov7-export ckpt=best.ckpt format=onnx dynamic_size=true image_size=[384,640] opset=13
+    yolov7-export ckpt=best.ckpt format=onnx half=true simplify=true   # fp16 network, onnxslim
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..export import ExportOptions, Tolerances, export
+from ..export.check import FP16_TOLERANCES
 from .app import hydra_app
 from .output import require_writable
 
@@ -26,13 +28,20 @@ def options_from_config(cfg: DictConfig) -> ExportOptions:
     size = cfg.image_size
     size = tuple(OmegaConf.to_container(size)) if isinstance(size, ListConfig) else size
     tol = cfg.get("tolerances") or {}
+    half_tol = cfg.get("tolerances_half") or {}
     return ExportOptions(formats=formats, image_size=size, batch=int(cfg.batch), dynamic_batch=bool(cfg.dynamic_batch),
                          dynamic_size=bool(cfg.dynamic_size), opset=int(cfg.opset), nms=bool(cfg.nms),
                          conf_thres=float(cfg.conf_thres), iou_thres=float(cfg.iou_thres), max_det=int(cfg.max_det),
                          multi_label=bool(cfg.multi_label), check_batch=int(cfg.check_batch),
-                         tolerances=Tolerances(float(tol.get("box_px", Tolerances.box_px)),
-                                               float(tol.get("box_rel", Tolerances.box_rel)),
-                                               float(tol.get("score", Tolerances.score))))
+                         half=bool(cfg.get("half", False)), simplify=bool(cfg.get("simplify", False)),
+                         tolerances=_tolerances(tol, Tolerances()), tolerances_half=_tolerances(half_tol, FP16_TOLERANCES))
+
+
+def _tolerances(cfg, default: Tolerances) -> Tolerances:
+    unknown = set(cfg) - set(default.as_dict())
+    if unknown:
+        raise ValueError(f"unknown tolerance key(s) {sorted(unknown)}; valid: {sorted(default.as_dict())}")
+    return Tolerances(**{k: float(cfg.get(k, v)) for k, v in default.as_dict().items()})
 
 
 def run(cfg: DictConfig) -> dict:

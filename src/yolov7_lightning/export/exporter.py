@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from ..eval.nms import non_max_suppression
-from .check import Tolerances, compare_detections, prediction_diff, raise_on_failure
+from .check import FP16_TOLERANCES, Tolerances, compare_detections, prediction_diff, raise_on_failure
 from .deploy import ExportSource, load_source, save_deploy
 from .inputs import check_images, saturation, synthetic_predictions
 from .nms import split_detections
@@ -58,7 +58,10 @@ class ExportOptions:
     multi_label: bool = False
     check_batch: int = 2        # images in the self-check (with a fixed batch: ``batch``)
     seed: int = 0
+    half: bool = False          # ONNX: the network in fp16 (float32 inputs/outputs)
+    simplify: bool = False      # ONNX: simplified with onnxslim
     tolerances: Tolerances = field(default_factory=Tolerances)
+    tolerances_half: Tolerances = FP16_TOLERANCES  # the fp16 graph vs the fp32 PyTorch model
     names: dict[str, str] = field(default_factory=lambda: {"deploy": "deploy.pt", "onnx": "model.onnx",
                                                            "torchscript": "model.torchscript.pt"})
 
@@ -106,7 +109,8 @@ def export(source: str | Path | ExportSource, out_dir: str | Path, options: Expo
     deploy = src.deploy_model()
     report: dict[str, Any] = {
         "source": src.path, "source_kind": src.kind, "model": src.spec, "names": src.names,
-        "image_size": [h, w], "options": {k: v for k, v in asdict(options).items() if k not in ("tolerances", "names")},
+        "image_size": [h, w], "options": {k: v for k, v in asdict(options).items()
+                                                      if k not in ("tolerances", "tolerances_half", "names")},
         "tolerances": tol.as_dict(), "outputs": {}, "checks": {},
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
     }
@@ -134,14 +138,18 @@ def export(source: str | Path | ExportSource, out_dir: str | Path, options: Expo
 
 def _export_onnx(src: ExportSource, deploy: torch.nn.Module, x: torch.Tensor, ref: torch.Tensor, path: Path,
                  options: ExportOptions, report: dict[str, Any]) -> None:
-    tol = options.tolerances
+    tol = options.tolerances_half if options.half else options.tolerances
+    if options.half:
+        report["tolerances_half"] = tol.as_dict()
     h, w = x.shape[-2:]
     nms = options.nms_kwargs() if options.nms else None
     meta = {"names": json.dumps(src.names), "stride": str(deploy.max_stride), "image_size": json.dumps([h, w]),
             "variant": src.spec.get("variant", deploy.arch.name), "num_classes": str(deploy.num_classes),
-            "dynamic_batch": json.dumps(options.dynamic_batch), "dynamic_size": json.dumps(options.dynamic_size)}
+            "dynamic_batch": json.dumps(options.dynamic_batch), "dynamic_size": json.dumps(options.dynamic_size),
+            "precision": "fp16" if options.half else "fp32", "simplified": json.dumps(options.simplify)}
     export_onnx(deploy, path, x, opset=options.opset, dynamic_batch=options.dynamic_batch,
-                dynamic_size=options.dynamic_size, nms=nms, metadata=meta)
+                dynamic_size=options.dynamic_size, nms=nms, metadata=meta, half=options.half,
+                simplify=options.simplify)
     report["outputs"]["onnx"] = str(path)
     checks = report["checks"]
     session = onnx_session(path if nms is None else with_predictions_output(path))
@@ -158,13 +166,14 @@ def _export_onnx(src: ExportSource, deploy: torch.nn.Module, x: torch.Tensor, re
                 f"the graph's own predictions of {what}: its NMS vs non_max_suppression (torchvision)")
 
     what = _describe(x, options.seed)
+    ort = f"ONNX Runtime ({'fp16' if options.half else 'fp32'}{', simplified' if options.simplify else ''} graph)"
     pred, det = run(x)
-    checks["onnx_vs_pytorch"] = prediction_diff(ref, pred, tol, f"{what}: PyTorch deploy form vs ONNX Runtime")
+    checks["onnx_vs_pytorch"] = prediction_diff(ref, pred, tol, f"{what}: PyTorch deploy form (fp32) vs {ort}")
     nms_checks("", pred, det, what)
     if options.dynamic_batch and len(x) > 1:
         pred1, det1 = run(x[:1])
         checks["onnx_batch1_vs_batchN"] = prediction_diff(pred[:1], pred1, tol,
-                                                          f"image 0 of the {what}: in the batch vs alone, ONNX Runtime")
+                                                          f"image 0 of the {what}: in the batch vs alone, {ort}")
         nms_checks("_batch1", pred1, det1, f"image 0 of the {what} alone")
     if options.dynamic_size:
         s = deploy.max_stride
@@ -175,11 +184,11 @@ def _export_onnx(src: ExportSource, deploy: torch.nn.Module, x: torch.Tensor, re
             ref2 = deploy(x2)
         pred2, det2 = run(x2)
         checks[f"onnx_vs_pytorch_{h + s}x{w + 2 * s}"] = prediction_diff(
-            ref2, pred2, tol, f"{what2}: PyTorch deploy form vs ONNX Runtime")
+            ref2, pred2, tol, f"{what2}: PyTorch deploy form (fp32) vs {ort}")
         nms_checks(f"_{h + s}x{w + 2 * s}", pred2, det2, what2)
     if nms is not None:
         synth = synthetic_predictions(len(x), pred.shape[1], deploy.num_classes, h, w, options.conf_thres,
-                                      options.iou_thres, options.seed)
+                                      options.iou_thres, options.seed, options.max_det)
         part = onnx_session(nms_part(path))
         got = torch.from_numpy(part.run(["detections"], {"predictions": synth.numpy()})[0])
         checks["onnx_nms_synthetic_vs_torchvision"] = compare_detections(

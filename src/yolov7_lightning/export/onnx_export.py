@@ -14,13 +14,15 @@ Graph interface:
 
 ``B`` is the symbolic ``batch`` when ``dynamic_batch``, ``H``/``W`` are ``height``/``width`` when
 ``dynamic_size``. The model's facts travel as ONNX metadata (``metadata_props``): ``names`` (JSON),
-``stride``, ``image_size``, ``variant``, ``num_classes``, ``nms`` (JSON of the NMS options or null).
+``stride``, ``image_size``, ``variant``, ``num_classes``, ``precision``, ``simplified``, ``nms`` (JSON
+of the NMS options or null). ``half``: the network in fp16 behind the same float32 interface;
+``simplify``: each part simplified with onnxslim before they are joined.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -37,11 +39,14 @@ NMS_PREFIX = "nms/"  # names of the NMS part of an end-to-end graph
 
 def export_onnx(model: torch.nn.Module, path: str | Path, example: torch.Tensor, *, opset: int = 17,
                 dynamic_batch: bool = True, dynamic_size: bool = False, nms: Mapping[str, Any] | None = None,
-                metadata: Mapping[str, Any] | None = None) -> Path:
+                metadata: Mapping[str, Any] | None = None, half: bool = False, simplify: bool = False) -> Path:
     """Export the deploy-form ``model`` (eval mode) traced on ``example`` ``[B, 3, H, W]``.
 
-    ``nms``: ``None`` for the raw ``predictions`` graph, else :class:`EndToEnd` kwargs
+    ``nms``: ``None`` for the raw ``predictions`` graph, else :class:`~.nms.Select` kwargs
     (``conf_thres``, ``iou_thres``, ``max_det``, ``multi_label``) for the ``detections`` graph.
+    ``half``: the network computes in fp16 (inputs and outputs stay float32: a Cast at each end; the
+    NMS part stays float32, as the ONNX op requires). ``simplify``: each part is simplified with
+    onnxslim (constant folding, fusions, dead nodes) before they are joined.
     """
     if opset < MIN_OPSET:
         raise ValueError(f"opset {opset} < {MIN_OPSET} (NonMaxSuppression, Resize)")
@@ -55,20 +60,47 @@ def export_onnx(model: torch.nn.Module, path: str | Path, example: torch.Tensor,
     if dynamic_size:
         axes["images"].update({2: "height", 3: "width"})
         axes["predictions"][1] = "anchors"
+    net = Half(model).eval() if half else model.eval()
     with tempfile.TemporaryDirectory() as tmp:
-        _trace(model.eval(), example, Path(tmp) / "model.onnx", "images", "predictions", axes, opset)
+        _trace(net, example, Path(tmp) / "model.onnx", "images", "predictions", axes, opset)
+        part = _simplified(onnx.load(str(Path(tmp) / "model.onnx")), simplify)
         if nms is None:
-            shutil.move(str(Path(tmp) / "model.onnx"), str(path))
+            onnx.save(part, str(path))
         else:
             with torch.no_grad():
-                pred = model(example)
+                pred = net(example)
             _trace(Select(**nms).eval(), pred, Path(tmp) / "nms.onnx", "predictions", "detections",
                    {"predictions": {0: "batch", 1: "anchors"}, "detections": {0: "num_dets"}}, opset)
-            onnx.save(compose(onnx.load(str(Path(tmp) / "model.onnx")), onnx.load(str(Path(tmp) / "nms.onnx"))),
-                      str(path))
+            onnx.save(compose(part, _simplified(onnx.load(str(Path(tmp) / "nms.onnx")), simplify)), str(path))
     if metadata or nms is not None:
         add_metadata(path, {**dict(metadata or {}), "nms": json.dumps(dict(nms) if nms is not None else None)})
     return path
+
+
+class Half(torch.nn.Module):
+    """An fp16 copy of ``model`` behind a float32 interface: ``model.half()(x.half()).float()``."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = copy.deepcopy(model).half().eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.half()).float()
+
+
+def _simplified(proto: Any, simplify: bool) -> Any:
+    if not simplify:
+        return proto
+    try:
+        import onnxslim
+    except ImportError as e:  # pragma: no cover
+        raise ImportError("simplify=true needs onnxslim: pip install onnxslim") from e
+    names = ([i.name for i in proto.graph.input], [o.name for o in proto.graph.output])
+    slim = onnxslim.slim(proto)
+    if ([i.name for i in slim.graph.input], [o.name for o in slim.graph.output]) != names:
+        raise RuntimeError(f"onnxslim changed the graph's inputs/outputs {names}")
+    slim.ir_version = proto.ir_version
+    return slim
 
 
 def _trace(net: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str,
@@ -85,12 +117,33 @@ def compose(model: Any, nms: Any) -> Any:
     import onnx
     from onnx import compose as onnx_compose
 
-    nms = onnx_compose.add_prefix(nms, NMS_PREFIX, rename_inputs=False, rename_outputs=False)
+    nms = _prefixed(nms, NMS_PREFIX)
     merged = onnx_compose.merge_models(model, nms, io_map=[("predictions", "predictions")],
                                        producer_name=model.producer_name, producer_version=model.producer_version)
     merged.ir_version = model.ir_version
     onnx.checker.check_model(merged)
     return merged
+
+
+def _prefixed(proto: Any, prefix: str) -> Any:
+    """A copy of ``proto`` with ``prefix`` before every node, initializer and inner tensor name (the
+    graph's inputs and outputs keep theirs)."""
+    import onnx
+
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    g = out.graph
+    keep = {v.name for v in g.input} | {v.name for v in g.output} | {""}
+    name = lambda n: n if n in keep else prefix + n
+    for node in g.node:
+        node.name = prefix + node.name
+        node.input[:] = [name(n) for n in node.input]
+        node.output[:] = [name(n) for n in node.output]
+    for t in g.initializer:
+        t.name = name(t.name)
+    for v in g.value_info:
+        v.name = name(v.name)
+    return out
 
 
 def with_predictions_output(path: str | Path) -> Any:

@@ -18,8 +18,16 @@ import torch
 
 from tests.integration.test_train import SMALL
 from yolov7_lightning.eval import non_max_suppression
-from yolov7_lightning.export import ExportCheckError, ExportOptions, export, load_source, source_from_model
-from yolov7_lightning.export import onnx_export
+from yolov7_lightning.export import (
+    FP16_TOLERANCES,
+    ExportCheckError,
+    ExportOptions,
+    Tolerances,
+    export,
+    load_source,
+    onnx_export,
+    source_from_model,
+)
 from yolov7_lightning.export.nms import Select, split_detections
 from yolov7_lightning.export.onnx_export import nms_part, onnx_session
 from yolov7_lightning.models import build_model
@@ -37,7 +45,7 @@ def trained(tmp_path_factory):
     cmd = [sys.executable, "-m", "yolov7_lightning.cli.train", f"hydra.run.dir={tmp / 'run'}",
            f"data.source.root={tmp / 'shapes'}", *SMALL, "schedule.epochs=1", "export.enabled=false",
            "visuals.enabled=false"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return load_source(tmp / "run" / "checkpoints" / "last.ckpt")
 
@@ -146,3 +154,42 @@ def test_class_ties_one_detection_per_box(tmp_path):
         order = torch.argsort(det[:, 0])
         assert torch.equal(det[order, 5], want_cls)
         assert torch.equal(det[order, 4], cls.amax(1))
+
+
+def _onnx(path):
+    import onnx
+
+    return onnx.load(str(path))
+
+
+@pytest.mark.parametrize("nms", [False, True], ids=["raw", "nms"])
+def test_fp16_graph_within_fp16_tolerance(trained, tmp_path, nms):
+    """fp16 ONNX (simplified too, with NMS): the network's weights are fp16, the interface float32;
+    within the fp16 tolerances of the fp32 PyTorch model, outside the fp32 ones."""
+    opts = ExportOptions(formats=("onnx",), image_size=SIZE, nms=nms, half=True, simplify=nms)
+    report = export(trained, tmp_path, opts)
+    assert report["passed"], report["checks"]
+    check = report["checks"]["onnx_vs_pytorch"]
+    assert check["tolerance"] == FP16_TOLERANCES.as_dict() and "fp16" in check["inputs"]
+    fp32 = Tolerances()
+    assert check["boxes_px"] > 10 * fp32.box_px and check["scores"] > fp32.score  # far outside fp32's ...
+    assert check["boxes_vs_tolerance"] <= 1 and check["scores"] <= FP16_TOLERANCES.score  # ... but within its own
+    proto = _onnx(report["outputs"]["onnx"])
+    conv_weights = {n.input[1] for n in proto.graph.node if n.op_type == "Conv"}
+    types = {t.data_type for t in proto.graph.initializer if t.name in conv_weights}
+    assert types == {10}  # FLOAT16
+    assert [i.type.tensor_type.elem_type for i in proto.graph.input] == [1]  # float32 in and out
+    assert [o.type.tensor_type.elem_type for o in proto.graph.output] == [1]
+    assert {p.key: p.value for p in proto.metadata_props}["precision"] == "fp16"
+    if nms:
+        assert report["checks"]["onnx_nms_synthetic_vs_torchvision"]["different"] == 0
+
+
+def test_simplified_graph_within_fp32_tolerance(trained, tmp_path):
+    slim = export(trained, tmp_path / "slim", ExportOptions(formats=("onnx",), image_size=SIZE, nms=True,
+                                                             simplify=True))
+    assert slim["passed"] and slim["checks"]["onnx_vs_pytorch"]["tolerance"] == Tolerances().as_dict()
+    assert slim["checks"]["onnx_nms_synthetic_vs_torchvision"]["identical"] > 100
+    plain = onnx_export.export_onnx(trained.deploy_model(), tmp_path / "plain.onnx", torch.rand(1, 3, SIZE, SIZE),
+                                    nms={"conf_thres": 0.25, "iou_thres": 0.45, "max_det": 300, "multi_label": False})
+    assert len(_onnx(slim["outputs"]["onnx"]).graph.node) < 0.8 * len(_onnx(plain).graph.node)
