@@ -110,7 +110,6 @@ def sbatch_script(tmp_path: Path, monkeypatch, *overrides: str) -> str:
     """The sbatch file the SLURM preset submits for one job: the plugin's own launch, with submitit's
     submission replaced by reading the script it would submit."""
     import submitit
-    from hydra.core.utils import JobReturn
 
     cfg = train_config("hydra/launcher=submitit_slurm", f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides,
                        hydra=True)
