@@ -1,11 +1,15 @@
-"""``yolov7-predict ckpt=<checkpoint> source=<image|folder>`` (PyTorch) or
+"""``yolov7-predict ckpt=<checkpoint> source=<image|video|folder|stream>`` (PyTorch) or
 ``yolov7-predict backend=onnx model=<model.onnx> source=...`` (ONNX Runtime, the exported graph):
-boxes and class names drawn on every image, and a JSON of detections in original image coordinates,
-in the Hydra run folder. Any image size works: images are letterboxed to the model's input size (a
-multiple of its max stride)."""
+boxes and class names drawn on every image (``images/``) and video frame (``videos/``), detections
+in original image coordinates in ``predictions.json`` (images) and ``predictions.jsonl`` (one line
+per video frame), in the Hydra run folder. Any image size works: images are letterboxed to the
+model's input size (a multiple of its max stride). ``classes`` keeps only some classes,
+``agnostic_nms`` suppresses across classes, ``save_txt`` (``save_conf``) writes YOLO-format text
+files under ``labels/`` (official ``detect.py`` options)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -16,25 +20,15 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..data import ImageMeta, letterbox
-from ..data.image_io import IMAGE_SUFFIXES, ImageLoadError, decode_image
+from ..data.image_io import ImageLoadError, decode_image
+from ..data.media import VideoOut, is_stream, media_files, open_capture, read_frames
 from ..eval import draw_detections, non_max_suppression, prediction_records, save_predictions
+from ..eval.save_txt import yolo_lines
 from ..models.checkpoint_reader import build_from, read_checkpoint
 from .app import hydra_app
 from .output import require_writable
 
 log = logging.getLogger(__name__)
-
-
-def image_files(source: str | Path) -> list[Path]:
-    path = Path(source)
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if files:
-            return files
-        raise ValueError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
-    raise FileNotFoundError(f"source not found: {path}")
 
 
 BACKENDS = ("pytorch", "onnx")
@@ -56,11 +50,12 @@ class TorchDetector:
         self.image_size = source.image_size
 
     @torch.no_grad()
-    def detect(self, x: torch.Tensor, conf_thres: float, iou_thres: float, max_det: int) -> list[torch.Tensor]:
+    def detect(self, x: torch.Tensor, conf_thres: float, iou_thres: float, max_det: int,
+               classes: list[int] | None = None, agnostic: bool = False) -> list[torch.Tensor]:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return non_max_suppression(self.model(x), conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det,
-                                   multi_label=False)
+                                   multi_label=False, classes=classes, agnostic=agnostic)
 
 
 def make_detector(cfg: DictConfig):
@@ -97,40 +92,114 @@ def output_name(path: Path, source: str | Path) -> Path:
     return path.relative_to(source) if source.is_dir() else Path(path.name)
 
 
-def run(cfg: DictConfig) -> list[dict]:
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    require_writable(out_dir / "images")
-    detector = make_detector(cfg)
-    names = list(detector.names or [])
-    size = input_size(cfg, detector)
+def class_filter(classes, names: list[str]) -> list[int] | None:
+    """``classes``: class ids or names -> contiguous ids (an unknown one is an error naming it)."""
+    if classes is None:
+        return None
+    wanted = [classes] if isinstance(classes, (int, str)) else list(classes)
+    ids = []
+    for c in wanted:
+        if isinstance(c, str) and not c.lstrip("-").isdigit():
+            if c not in names:
+                raise ValueError(f"classes: unknown class name {c!r}; the model's classes: {', '.join(names)}")
+            ids.append(names.index(c))
+        else:
+            ids.append(int(c))
+    bad = [i for i in ids if not 0 <= i < max(len(names), 1)] if names else [i for i in ids if i < 0]
+    if bad:
+        raise ValueError(f"classes: ids {bad} are outside the model's {len(names)} classes (0..{len(names) - 1})")
+    return ids
+
+
+class Predictor:
+    """One image (an RGB array) in, its record and drawing out; writes the YOLO text file when asked."""
+
+    def __init__(self, cfg: DictConfig, out_dir: Path):
+        self.cfg, self.out_dir = cfg, out_dir
+        self.detector = make_detector(cfg)
+        self.names = list(self.detector.names or [])
+        self.size = input_size(cfg, self.detector)
+        self.classes = class_filter(cfg.get("classes"), self.names)
+
+    def __call__(self, image, index: int, path: str | Path, txt_name: Path | None):
+        boxed, lb = letterbox(image, self.size)
+        x = torch.from_numpy(boxed).permute(2, 0, 1)[None].float().div(255)
+        dets = self.detector.detect(x, conf_thres=self.cfg.conf_thres, iou_thres=self.cfg.iou_thres,
+                                    max_det=self.cfg.max_det, classes=self.classes,
+                                    agnostic=bool(self.cfg.get("agnostic_nms", False)))
+        meta = ImageMeta(index, path, image.shape[:2], self.size, lb.ratio_hw, lb.pad_tl)
+        record = prediction_records(dets, [meta], names=self.names or None, category_ids=self.detector.category_ids)[0]
+        original = dets[0].clone()
+        original[:, :4] = meta.to_original(original[:, :4])
+        if self.cfg.get("save_txt") and txt_name is not None and len(original):
+            target = self.out_dir / "labels" / txt_name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            lines = yolo_lines(original.tolist(), image.shape[1], image.shape[0], bool(self.cfg.get("save_conf")))
+            target.write_text("\n".join(lines) + "\n")
+        return record, draw_detections(image, original, self.names or None)
+
+
+def predict_images(predictor: Predictor, images: list[Path], source: str) -> tuple[list[dict], list[str]]:
     records, skipped = [], []
-    for i, path in enumerate(image_files(cfg.source)):
+    for i, path in enumerate(images):
         try:
             image = decode_image(path)
         except (ImageLoadError, OSError) as e:  # an unreadable image is a counted skip, the rest go on
             skipped.append(str(e) if str(path) in str(e) else f"{path}: {e}")
             log.warning("skipped %s", skipped[-1])
             continue
-        boxed, lb = letterbox(image, size)
-        x = torch.from_numpy(boxed).permute(2, 0, 1)[None].float().div(255)
-        dets = detector.detect(x, conf_thres=cfg.conf_thres, iou_thres=cfg.iou_thres, max_det=cfg.max_det)
-        meta = ImageMeta(i, path, image.shape[:2], size, lb.ratio_hw, lb.pad_tl)
-        record = prediction_records(dets, [meta], names=names or None, category_ids=detector.category_ids)[0]
+        name = output_name(path, source)
+        record, drawn = predictor(image, i, path, name.with_suffix(".txt"))
         records.append(record)
-        original = dets[0].clone()
-        original[:, :4] = meta.to_original(original[:, :4])
-        drawn = draw_detections(image, original, names or None)
-        target = out_dir / "images" / output_name(path, cfg.source)
+        target = predictor.out_dir / "images" / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(target), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR)):
             target = target.with_name(target.name + ".png")  # an extension OpenCV cannot write
             cv2.imwrite(str(target), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-    save_predictions(records, out_dir / "predictions.json")
-    total = sum(len(r["scores"]) for r in records)
-    print(f"{len(records)} images, {total} detections ({cfg.backend})")
+    return records, skipped
+
+
+def predict_video(predictor: Predictor, source, name: Path, lines) -> tuple[int, int, Path]:
+    """Every frame of a video file or stream: one JSON line each, an annotated video out.
+    Returns (frames, detections, the written video)."""
+    capture, fps = open_capture(source)
+    out = VideoOut(predictor.out_dir / "videos" / name, fps)
+    frames = detections = 0
+    try:
+        for frame_index, frame in enumerate(read_frames(capture, predictor.cfg.get("max_frames"))):
+            txt = Path(f"{name.with_suffix('').as_posix()}_{frame_index}.txt")  # official: <stem>_<frame>.txt
+            record, drawn = predictor(frame, frame_index, source, txt)
+            lines.write(json.dumps({"source": str(source), "frame": frame_index, **record}) + "\n")
+            out.write(drawn)
+            frames += 1
+            detections += len(record["scores"])
+    finally:
+        out.close()
+    return frames, detections, out.path
+
+
+def run(cfg: DictConfig) -> list[dict]:
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    require_writable(out_dir / "images")
+    predictor = Predictor(cfg, out_dir)
+    stream = is_stream(cfg.source)
+    images, videos = ([], []) if stream else media_files(cfg.source)
+    records, skipped = predict_images(predictor, images, cfg.source)
+    if images:
+        save_predictions(records, out_dir / "predictions.json")
+        total = sum(len(r["scores"]) for r in records)
+        print(f"{len(records)} images, {total} detections ({cfg.backend})")
     if skipped:
         print(f"skipped {len(skipped)} unreadable image(s): " + "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
-    print(f"outputs: {out_dir}  (images/, predictions.json)")
+    if stream or videos:
+        with open(out_dir / "predictions.jsonl", "w") as lines:
+            targets = [(cfg.source, Path(f"stream_{cfg.source}.mp4" if str(cfg.source).isdigit() else "stream.mp4"))]
+            if not stream:
+                targets = [(v, output_name(v, cfg.source)) for v in videos]
+            for source, name in targets:
+                frames, dets, written = predict_video(predictor, source, name, lines)
+                print(f"{source}: {frames} frames, {dets} detections -> {written} ({cfg.backend})")
+    print(f"outputs: {out_dir}  (images/, videos/, predictions.json, predictions.jsonl, labels/ with save_txt)")
     return records
 
 

@@ -74,15 +74,20 @@ class OnnxDetector:
         return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
 
     def detect(self, images: torch.Tensor | np.ndarray, conf_thres: float = 0.25, iou_thres: float = 0.45,
-               max_det: int = 300, multi_label: bool = False) -> list[torch.Tensor]:
+               max_det: int = 300, multi_label: bool = False, classes: list[int] | None = None,
+               agnostic: bool = False) -> list[torch.Tensor]:
         """``images`` float32 ``[B, 3, H, W]`` RGB in [0, 1], letterboxed to multiples of ``stride`` ->
         ``B`` float32 tensors ``[n, 6]``: x1, y1, x2, y2 (input pixels), score, class; highest scores
-        first (the output of :func:`non_max_suppression`)."""
+        first (the output of :func:`non_max_suppression`). ``classes``: keep only these class ids;
+        ``agnostic``: class-blind NMS (not possible with the class-aware NMS inside a graph)."""
+        if agnostic and self.has_nms:
+            raise ValueError("this ONNX model has class-aware NMS inside; export it with nms=false to predict with "
+                             "agnostic_nms=true")
         out = self.raw(images)
         n = len(images)
         if not self.has_nms:
             return non_max_suppression(out, conf_thres=conf_thres, iou_thres=iou_thres, multi_label=multi_label,
-                                       max_det=max_det)
+                                       max_det=max_det, classes=classes, agnostic=agnostic)
         if self.nms and abs(float(self.nms.get("iou_thres", iou_thres)) - iou_thres) > 1e-9:
             warnings.warn(f"this ONNX model has NMS inside with iou_thres={self.nms['iou_thres']}, which is used "
                           f"instead of iou_thres={iou_thres} (export without NMS to choose it at prediction)")
@@ -90,5 +95,7 @@ class OnnxDetector:
         for i in range(n):
             d = out[out[:, 0] == i, 1:]
             d = d[d[:, 4] > conf_thres]
+            if classes is not None:  # class-aware NMS: filtering after it equals filtering before
+                d = d[torch.isin(d[:, 5], torch.tensor(classes, dtype=d.dtype))]
             dets.append(d[torch.argsort(d[:, 4], descending=True)][:max_det])
         return dets

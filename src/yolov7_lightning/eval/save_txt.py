@@ -11,6 +11,16 @@ from ..data.records import DatasetIndex
 from .base import DetectionEvaluator
 
 
+def yolo_lines(rows_xyxy, width: int, height: int, save_conf: bool = False) -> list[str]:
+    """``class cx cy w h [score]`` lines (normalised by the original image size) from detections
+    ``[n, 6]`` = x1, y1, x2, y2 (original pixels), score, contiguous class."""
+    lines = []
+    for x1, y1, x2, y2, score, cls in rows_xyxy:
+        values = [(x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height]
+        lines.append(f"{int(cls)} " + " ".join(f"{v:.6f}" for v in values) + (f" {score:.6f}" if save_conf else ""))
+    return lines
+
+
 def write_yolo_txt(evaluator: DetectionEvaluator, index: DatasetIndex, out_dir: str | Path, save_conf: bool = False) -> int:
     """Write the evaluator's detections (original pixels) as YOLO text files; returns the file count."""
     folder = Path(out_dir) / "labels"
@@ -22,11 +32,8 @@ def write_yolo_txt(evaluator: DetectionEvaluator, index: DatasetIndex, out_dir: 
         if not len(rows):
             continue
         rec = records[int(image_id)]
-        lines = []
-        for x, y, w, h, score, cat in rows.tolist():
-            values = [(x + w / 2) / rec.width, (y + h / 2) / rec.height, w / rec.width, h / rec.height]
-            text = f"{contiguous[int(cat)]} " + " ".join(f"{v:.6f}" for v in values)
-            lines.append(text + (f" {score:.6f}" if save_conf else ""))
+        xyxy = [(x, y, x + w, y + h, score, contiguous[int(cat)]) for x, y, w, h, score, cat in rows.tolist()]
+        lines = yolo_lines(xyxy, rec.width, rec.height, save_conf)
         (folder / f"{rec.path.stem}.txt").write_text("\n".join(lines) + "\n")
         written += 1
     return written
