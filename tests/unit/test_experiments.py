@@ -5,22 +5,10 @@ every arm composes to."""
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from yolov7_lightning.cli.paths import CONFIG_DIR
-from yolov7_lightning.config import register_configs
-
-
-@pytest.fixture(scope="module")
-def hydra_ctx():
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        yield
-    GlobalHydra.instance().clear()
 
 
 def sweep_jobs(experiment: str, *cli: str) -> list[list[str]]:
