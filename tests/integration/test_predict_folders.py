@@ -11,6 +11,7 @@ import stat
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from tests.helpers import run_cli
 from yolov7_lightning.cli import predict as predict_cli
@@ -22,6 +23,7 @@ from yolov7_lightning.models import build_model
 def deploy_file(tmp_path_factory):
     """A deploy file of a randomly initialised yolov7-tiny (predict reads deploy files too)."""
     path = tmp_path_factory.mktemp("model") / "deploy.pt"
+    torch.manual_seed(0)  # the same random model every run
     model = build_model("yolov7-tiny", num_classes=2)
     save_deploy(source_from_model(model, names=["a", "b"], image_size=64), path)
     return path

@@ -92,7 +92,7 @@ def tmp(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def wandb_sweep(tmp):
-    sweep = multirun(tmp, "wandb_sweep", "seed=1,2", "logger=wandb", "model.aux_head=true")
+    sweep = multirun(tmp, "wandb_sweep", "seed=1,2", "logger=wandb", "assigner=coarse_to_fine")  # with the aux head
     runs = []
     for job in ("0", "1"):
         found = list((sweep / job / "wandb").glob("offline-run-*"))

@@ -18,7 +18,7 @@ def module(freeze):
     return YOLOv7Module(model={"_target_": "yolov7_lightning.models.build_model", "variant": "yolov7-tiny",
                                "num_classes": 2},
                         loss={"_target_": "yolov7_lightning.loss.YOLOv7Loss", "_partial_": True},
-                        assigner={"_target_": "yolov7_lightning.assign.Assigner"}, optim={"name": "sgd", "lr0": 0.1},
+                        assigner={"_target_": "yolov7_lightning.assign.Assigner", "strategy": "lead_only"}, optim={"name": "sgd", "lr0": 0.1},
                         schedule={}, image_size=64, batch_size=2, freeze=freeze)
 
 
