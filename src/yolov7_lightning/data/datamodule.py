@@ -79,6 +79,7 @@ class YoloDataModule(L.LightningDataModule):
             raise ValueError("data.rect and data.image_weights exclude each other (as the official --rect and "
                              "--image-weights): choose one")
         self.datasets: dict[str, DetectionDataset] = {}
+        self._read_indexes: dict = {}  # split -> DatasetIndex as read, for the class-list check
 
     # ---- datasets ------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -93,6 +94,7 @@ class YoloDataModule(L.LightningDataModule):
             else:
                 index = split_index(self._class_source(), split)
                 self._check_classes(split, index)
+                self._read_indexes[split] = index  # as read (before single_cls): what the splits are compared on
             index.report.log_once()
             if self.single_cls:
                 index = single_class(index)
@@ -115,10 +117,10 @@ class YoloDataModule(L.LightningDataModule):
     def _check_classes(self, split: str, index) -> None:
         """Every labelled split must have the same class list (id and name at each position); a class
         without boxes in a split is worth a warning (its AP is undefined there)."""
-        for other_split, other in self.datasets.items():
-            if other_split == "predict" or other.index is index or self.source.names:
+        for other_split, other in self._read_indexes.items():
+            if other is index or self.source.names:
                 continue  # with data.source.names every split is mapped onto that one list
-            (sa, a), (sb, b) = sorted([(other_split, other.index), (split, index)],
+            (sa, a), (sb, b) = sorted([(other_split, other), (split, index)],
                                       key=lambda p: ("train", "val", "test").index(p[0]))
             diff = first_class_difference(a, b)
             if diff:
