@@ -63,7 +63,7 @@ def test_cpu_trainer_config_chooses_the_precision(tmp_path, monkeypatch, probe, 
     register_configs()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         assert compose("train").trainer.precision == expected  # trainer=cpu, the default
-        assert compose("train", ["trainer=ddp_cpu"]).trainer.precision == expected
+        assert compose("train", ["trainer=ddp_cpu"]).trainer.precision == "32-true"  # ranks must agree: no probe
         assert compose("train", ["trainer.precision=32-true"]).trainer.precision == "32-true"  # forced
         assert compose("train", ["trainer=gpu"]).trainer.precision == "16-mixed"
     line = precision.describe_cpu_precision(expected, auto=True, cpuinfo=info)
