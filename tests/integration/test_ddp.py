@@ -31,6 +31,7 @@ def launch(tmp: Path, *args: str, multirun: bool = False) -> subprocess.Complete
 
 
 COUNTING = "trainer.strategy._target_=yolov7_lightning.training.ddp_count.AllReduceCountingDDPStrategy"
+RUN = ["schedule.epochs=2", "optim.nominal_batch=32"]  # the 2-process run; the 2-node run repeats it
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def ddp_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     out = tmp / "run"
     # nominal batch 32 over 2 x 8 images: a step every 2nd batch (accumulation), all-reduces counted
-    launch(tmp, f"hydra.run.dir={out}", "schedule.epochs=2", "optim.nominal_batch=32", COUNTING)
+    launch(tmp, f"hydra.run.dir={out}", *RUN, COUNTING)
     return tmp, out
 
 
@@ -118,7 +119,7 @@ def test_two_torchrun_nodes_train_like_two_local_processes(ddp_run, tmp_path):
            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "two-nodes",
            "--local-addr", "127.0.0.1", "--max-restarts", "0",
            "-m", "yolov7_lightning.cli.train", f"hydra.run.dir={out}", f"data.source.root={tmp / 'shapes'}", *SMALL,
-           *DDP, "trainer.num_nodes=2", "trainer.devices=1", "schedule.epochs=2"]
+           *DDP, *RUN, "trainer.num_nodes=2", "trainer.devices=1"]
     # one thread per process, as in the single-node run (Lightning sets cpus // local processes there;
     # torchrun sets nothing for one process per node): the thread count changes float reduction order
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
