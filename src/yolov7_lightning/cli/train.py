@@ -68,14 +68,13 @@ def fit_anchors(cfg: DictConfig, module: YOLOv7Module, datamodule, resuming: boo
     return fit.as_dict()
 
 
-def build(cfg: DictConfig, out_dir: Path):
+def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
     """(datamodule, module, trainer, model summary) from a composed ``train`` config."""
     arch = get_arch(cfg.model.variant)
     aux_head = arch.aux_default if cfg.model.aux_head is None else cfg.model.aux_head
     check_heads(cfg.assigner.strategy, aux_head, arch.name)  # before any data work: the config says what runs
     require_writable(out_dir, out_dir / "checkpoints")
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir)
-    if ckpt_path:  # a bad file fails here, in one line, before the data is read
+    if ckpt_path:  # the resolved ckpt_path (run()); a bad file fails here, in one line, before the data is read
         read_checkpoint(ckpt_path, kinds=("training",), purpose="ckpt_path (resume)")
     weights = read_checkpoint(cfg.model.weights, kinds=("training", "official", "state_dict"),
                               purpose="model.weights") if cfg.model.get("weights") else None
@@ -133,10 +132,10 @@ def run(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
-    datamodule, module, trainer, model_summary = build(cfg, out_dir)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir)  # auto: this job's own last.ckpt, if any
+    datamodule, module, trainer, model_summary = build(cfg, out_dir, ckpt_path)
     if trainer.is_global_zero:
         link_submitit_logs(out_dir)  # submitit launchers: the job's logs, from its folder
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir)  # auto: this job's own last.ckpt, if any
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     seconds = time.perf_counter() - start
