@@ -1,4 +1,4 @@
-"""Assignment + loss time, batched vs the per-image reference (tests/reference_ota.py), and the
+"""Assignment + loss time, batched vs the per-image reference (``yolov7_lightning.testing.reference_ota``), and the
 number of host-synchronising ops of each.
 
     python benchmarks/assigner.py            # batch 8 and 32, 7 and 30 boxes per image, 640
@@ -15,18 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests import reference_ota as ref  # noqa: E402
-from tests.unit.test_loss import SyncCounter  # noqa: E402
-from yolov7_lightning.loss import YOLOv7Loss  # noqa: E402
-from yolov7_lightning.models import get_arch  # noqa: E402
-from yolov7_lightning.models.heads import HeadOutputs  # noqa: E402
+from yolov7_lightning.loss import YOLOv7Loss
+from yolov7_lightning.models import get_arch
+from yolov7_lightning.models.heads import HeadOutputs
+from yolov7_lightning.testing import reference_ota as ref
+from yolov7_lightning.testing.sync_counter import SyncCounter
 
 
 def setup(variant, aux, batch, boxes, size, device, seed=0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests import reference_ota as ref
+from yolov7_lightning.testing import reference_ota as ref
 from yolov7_lightning.assign import Assigner, HeadRule
 from yolov7_lightning.loss import YOLOv7Loss
 from yolov7_lightning.models import get_arch

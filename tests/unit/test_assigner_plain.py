@@ -1,5 +1,5 @@
 """The plain assigner (official ``loss_ota: 0``) and its loss equal the per-level reference of the
-official ``ComputeLoss.build_targets`` (tests/reference_plain.py)."""
+official ``ComputeLoss.build_targets`` (``yolov7_lightning.testing.reference_plain``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from tests import reference_plain as ref
+from yolov7_lightning.testing import reference_plain as ref
 from tests.unit.test_assigner_parity import SCENARIOS, anchors_of, batched_positives, random_outputs, random_targets
 from yolov7_lightning.assign import Assigner
 from yolov7_lightning.loss import YOLOv7Loss

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
+from yolov7_lightning.testing.sync_counter import SyncCounter
 from tests.unit.test_assigner_parity import anchors_of, random_outputs, random_targets
 from yolov7_lightning.assign import Assigner
 from yolov7_lightning.assign.simota import class_cost
@@ -106,28 +106,6 @@ def test_gradients_finite_for_extreme_logits():
     res = YOLOv7Loss(3, strides)(out, random_targets(2, (96, 64), [5, 5], 3, seed=0), anchors)
     res.total.backward()
     assert torch.isfinite(res.total) and all(torch.isfinite(p.grad).all() for p in out.lead)
-
-
-class SyncCounter(TorchDispatchMode):
-    """Counts ops that force a device->host synchronisation on an accelerator."""
-
-    SYNC_OPS = {"aten._local_scalar_dense.default", "aten.nonzero.default", "aten.is_nonzero.default",
-                "aten.masked_select.default", "aten.item.default"}
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name = str(func)
-        if name in self.SYNC_OPS:
-            self.count += 1
-        elif name.startswith("aten.index") and any(
-                isinstance(i, torch.Tensor) and i.dtype == torch.bool
-                for a in args if isinstance(a, (list, tuple)) for i in a):
-            self.count += 1  # boolean-mask indexing
-        return func(*args, **kwargs)
 
 
 def count_syncs(variant, aux, batch, per_image):

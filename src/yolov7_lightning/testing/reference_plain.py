@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from tests import reference_ota as ref
+from . import reference_ota as ref
 
 
 def build_targets(targets, grids, anchors, strides, g=0.5, anchor_t=4.0):
