@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from yolov7_lightning.testing.sync_counter import SyncCounter
 from tests.unit.test_assigner_parity import anchors_of, random_outputs, random_targets
 from yolov7_lightning.assign import Assigner
 from yolov7_lightning.assign.simota import class_cost
 from yolov7_lightning.boxes import ciou, pairwise_iou
 from yolov7_lightning.loss import YOLOv7Loss, scaled_gains
+from yolov7_lightning.testing.sync_counter import SyncCounter
 
 
 def test_ciou_hand_checked():
