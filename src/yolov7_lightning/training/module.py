@@ -29,7 +29,7 @@ from ..eval import make_evaluator, non_max_suppression
 from ..eval.tta import predict_augmented
 from .freeze import apply_freeze, freeze_batchnorm
 from .optim import LRLambda, WarmUp, accumulation, build_optimizer
-from .precision import fp32_outputs, no_autocast, to_memory_format
+from .precision import compile_backend, fp32_outputs, no_autocast, to_memory_format
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,16 @@ class YOLOv7Module(L.LightningModule):
     ``warmup_*``), ``evaluation`` (backend, NMS thresholds). ``batch_size`` is per device; ``names`` and
     ``category_ids`` (the dataset's classes) travel with the checkpoint for prediction.
     ``channels_last``: the network and its input batches in the channels-last memory format (same
-    state-dict keys and values); ``compile``: the training forward through ``torch.compile``."""
+    state-dict keys and values); ``compile``: the training forward through ``torch.compile`` (true: inductor, or a backend name)."""
 
     def __init__(self, model: dict, loss: dict, assigner: dict, optim: dict, schedule: dict,
                  evaluation: dict | None = None, image_size: int = 640, batch_size: int = 16,
                  names: list[str] | None = None, category_ids: list[int] | None = None,
-                 channels_last: bool = True, compile: bool = False, freeze=None):
+                 channels_last: bool = True, compile: bool | str = False, freeze=None):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
+        compile_backend(compile)  # an unknown backend name stops here, before any work
         self.model = instantiate(model)
         assigner = instantiate(upgrade_legacy_config(assigner, self.model.aux_head))
         check_heads(assigner.strategy, self.model.aux_head, self.model.arch.name)  # the config says what runs
@@ -153,11 +154,17 @@ class YOLOv7Module(L.LightningModule):
 
     def on_train_start(self) -> None:
         # compiled forward kept outside the module tree: state-dict keys, EMA and export see the plain model
-        if self.hparams.get("compile", False):
-            object.__setattr__(self, "_compiled_model", torch.compile(self.model))
+        backend = compile_backend(self.hparams.get("compile", False))
+        if backend is not None:
+            object.__setattr__(self, "_compiled_model", torch.compile(self.model, backend=backend))
 
     def on_train_end(self) -> None:
-        self.__dict__.pop("_compiled_model", None)
+        if self.__dict__.pop("_compiled_model", None) is not None:
+            from torch._dynamo.utils import counters
+
+            breaks = sum(counters["graph_break"].values())
+            log.info("compiled training forward: %d graph(s) captured, %d graph break(s)",
+                     counters["stats"]["unique_graphs"], breaks)
 
     def _train_forward(self, images: torch.Tensor):
         return self.__dict__.get("_compiled_model", self.model)(images)

@@ -124,3 +124,20 @@ def to_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     if channels_last and x.ndim == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+def compile_backend(setting: bool | str | None) -> str | None:
+    """The ``compile`` option: false/None (no compilation), true (``inductor``, generated kernels) or
+    a ``torch.compile`` backend by name (``aot_eager``, ``eager``: the graph capture without code
+    generation, to check that a model compiles or to find which part breaks). An unknown name stops
+    the run at its start, naming the valid ones."""
+    if setting is None or setting is False:
+        return None
+    if setting is True:
+        return "inductor"
+    import torch._dynamo
+
+    valid = torch._dynamo.list_backends(exclude_tags=())
+    if str(setting) not in valid:
+        raise ValueError(f"compile={setting!r}: not a torch.compile backend; valid: true, false, {', '.join(valid)}")
+    return str(setting)
