@@ -37,7 +37,7 @@ def anchors(cfg: DictConfig) -> dict:
                      else cfg.data.img_size))
     index = split_index(as_source(cfg.data.source), "train")
     index.report.log_once()
-    model = build_model(variant=cfg.variant, num_classes=max(index.num_classes, 1))
+    model = build_model(cfg.variant, num_classes=max(index.num_classes, 1))
     if cfg.weights:
         load_pretrained(model, cfg.weights)
     spec = cfg.anchors if isinstance(cfg.anchors, (str, type(None))) else OmegaConf.to_container(cfg.anchors)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from ..config import ModelConfig
+from ..models import build_model
 from ..models.summary import summarize
+from ..specs import to_spec
 from .app import hydra_app
 
 FORMATS = ("table", "json")
@@ -23,7 +25,7 @@ def run(cfg: DictConfig) -> dict:
     if cfg.format not in FORMATS:
         raise ValueError(f"unknown format {cfg.format!r}; valid: {', '.join(FORMATS)}")
     with torch.device("meta"):  # shapes only: nothing is allocated or computed
-        model = instantiate(cfg.model)
+        model = build_model(to_spec(ModelConfig, cfg.model, "model").spec())
     info = summarize(model, cfg.image_size)
     info["scaling"] = dict(cfg.scaling)
     if cfg.format == "json":

@@ -22,10 +22,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..assign import check_heads
 from ..atomic import atomic_write_json
+from ..config import ModelConfig
 from ..models import get_arch
 from ..models.checkpoint_reader import load_weights, read_checkpoint
 from ..models.autoanchor import apply_anchor_config, index_wh
 from ..models.summary import summarize
+from ..specs import to_spec
 from ..training.callbacks import DeployExport, LogRunInfo, ValidationVisuals, YOLOv7EMA
 from ..training.checkpoint_io import AtomicCheckpointIO
 from ..training.cluster import link_submitit_logs, resolve_ckpt_path
@@ -63,7 +65,7 @@ def fit_anchors(cfg: DictConfig, module: YOLOv7Module, datamodule, resuming: boo
     spec = plain_or_value(spec)
     size = max(datamodule.img_size)
     wh, owner = index_wh(datamodule.dataset("train").index, size)
-    fit = apply_anchor_config(module.model, spec, wh, owner, size, anchor_t=float(cfg.assigner.get("anchor_t", 4.0)),
+    fit = apply_anchor_config(module.model, spec, wh, owner, size, anchor_t=float(cfg.assigner.anchor_t),
                               seed=int(cfg.seed))
     return fit.as_dict()
 
@@ -82,19 +84,19 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
     datamodule = instantiate(cfg.data, augment=cfg.augment, stride=arch_stride, seed=cfg.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")  # train and val read now: a class list that differs between them stops here
-    model_cfg = plain(cfg.model)
+    model_cfg = to_spec(ModelConfig, cfg.model, "model")  # the network's spec + the fine-tuning options
     num_classes = len(datamodule.names)
-    if model_cfg["num_classes"] != num_classes:
-        log.info("model.num_classes %s -> %d (the dataset's classes)", model_cfg["num_classes"], num_classes)
-        model_cfg["num_classes"] = num_classes
-    module = YOLOv7Module(model=model_cfg, loss=plain(cfg.loss), assigner=plain(cfg.assigner), optim=plain(cfg.optim),
-                          schedule=plain(cfg.schedule), evaluation=plain(cfg.evaluation),
+    if model_cfg.num_classes != num_classes:
+        log.info("model.num_classes %s -> %d (the dataset's classes)", model_cfg.num_classes, num_classes)
+        model_cfg.num_classes = num_classes
+    module = YOLOv7Module(model=model_cfg.spec(), loss=plain(cfg.loss), assigner=plain(cfg.assigner),
+                          optim=plain(cfg.optim), schedule=plain(cfg.schedule), evaluation=plain(cfg.evaluation),
                           image_size=max(datamodule.img_size), batch_size=datamodule.batch_size,
                           names=list(datamodule.names), category_ids=[int(c) for c in datamodule.category_ids],
                           channels_last=cfg.get("channels_last", True), compile=cfg.get("compile", False),
                           freeze=plain_or_value(cfg.get("freeze")))
     if weights is not None:
-        load_weights(module.model, weights, allow_partial=bool(model_cfg.get("weights_partial")))
+        load_weights(module.model, weights, allow_partial=model_cfg.weights_partial)
     module.anchor_fit = fit_anchors(cfg, module, datamodule, resuming=bool(ckpt_path))
     summary = summarize(module.model)  # params and GFLOPs at the variant's nominal size (the paper's tables)
     ckpt_dir = out_dir / "checkpoints"

@@ -3,11 +3,12 @@
 A deploy checkpoint is a ``torch.save`` of a plain dict (loadable with ``weights_only=True``)::
 
     {"format": "yolov7-lightning-deploy", "version": 1,
-     "model": {build_model kwargs: variant, num_classes, aux_head, repconv, eelan_form, aux_tap, elan_repconv,
+     "model": {ModelSpec fields: variant, num_classes, aux_head, repconv, eelan_form, aux_tap, elan_repconv,
                scaling},
      "names": [class names], "image_size": int, "state_dict": {fused tensors}}
 
-:func:`load_deploy` rebuilds the network with ``build_model(**model)``, turns it into the deploy form
+:func:`load_deploy` rebuilds the network from that :class:`~yolov7_lightning.models.ModelSpec`
+(``build_model``; fields left out take the spec's defaults), turns it into the deploy form
 (:func:`~yolov7_lightning.models.fuse.to_deploy`, which fixes the module structure) and loads the
 fused tensors strictly.
 """

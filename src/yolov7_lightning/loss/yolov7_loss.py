@@ -17,6 +17,7 @@ from ..assign.simota import gather_predictions, level_index
 from ..assign.targets import PaddedTargets
 from ..boxes import ciou
 from ..models.heads import HeadOutputs
+from .spec import COARSE_BOUNDS, LossSpec
 
 BALANCE = {3: (4.0, 1.0, 0.4)}
 BALANCE_DEFAULT = (4.0, 1.0, 0.25, 0.06, 0.02)
@@ -45,14 +46,20 @@ def default_assigner(aux_head: bool) -> Assigner:
 class YOLOv7Loss(nn.Module):
     """``loss(outputs: HeadOutputs, targets [N, 6] pixels, anchors [L, A, 2] grid units) -> LossOutput``.
 
-    Without ``assigner``: the official one for the heads it is given (``default_assigner``)."""
+    Without ``assigner``: the official one for the heads it is given (``default_assigner``). The
+    settings are the fields of :class:`LossSpec` (``YOLOv7Loss(..., **asdict(spec))``), its defaults."""
 
     def __init__(self, num_classes: int, strides: list[int] | tuple[int, ...], assigner: Assigner | None = None,
-                 box: float = 0.05, obj: float = 0.7, cls: float = 0.3, balance: list[float] | None = None,
-                 label_smoothing: float = 0.0, image_size: int = 640):
+                 box: float = LossSpec.box, obj: float = LossSpec.obj, cls: float = LossSpec.cls,
+                 balance: list[float] | None = LossSpec.balance, label_smoothing: float = LossSpec.label_smoothing,
+                 aux_weight: float = LossSpec.aux_weight, coarse_bound: str = LossSpec.coarse_bound,
+                 image_size: int = 640):
         super().__init__()
+        if coarse_bound not in COARSE_BOUNDS:
+            raise ValueError(f"unknown loss.coarse_bound {coarse_bound!r}; valid: {', '.join(COARSE_BOUNDS)}")
         self.nc, self.strides = num_classes, list(strides)
         self.assigner = assigner
+        self.aux_weight, self.coarse_bound = aux_weight, coarse_bound
         nl = len(self.strides)
         self.balance = list(balance) if balance else list(BALANCE.get(nl, BALANCE_DEFAULT[:nl]))
         if len(self.balance) != nl:
@@ -68,12 +75,12 @@ class YOLOv7Loss(nn.Module):
         comps = {"lead/box": lead[0], "lead/obj": lead[1], "lead/cls": lead[2]}
         total = sum(lead)
         if outputs.aux is not None and result.aux is not None:
-            bound = self.assigner.coarse_bound
+            bound = self.coarse_bound
             cap = self._fine_occupancy(outputs.lead, result.lead) if bound == "distance" else None
             aux = self.head_loss(outputs.aux, result.aux, result.targets, anchors,
                                  xy_scale=3.0 if bound == "none" else 2.0, fine=cap)
             comps.update({"aux/box": aux[0], "aux/obj": aux[1], "aux/cls": aux[2]})
-            total = total + self.assigner.aux_weight * sum(aux)
+            total = total + self.aux_weight * sum(aux)
         batch = outputs.lead[0].shape[0]
         comps = {k: v.detach() for k, v in comps.items()}
         comps["total"] = total.detach()

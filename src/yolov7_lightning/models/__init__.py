@@ -3,6 +3,7 @@
 from .arch import ARCHS, Arch, get_arch
 from .factory import build_model
 from .heads import HeadOutputs, IDetect
+from .spec import ModelSpec, ScalingSpec
 from .yolo import YOLOv7
 
-__all__ = ["ARCHS", "Arch", "get_arch", "build_model", "HeadOutputs", "IDetect", "YOLOv7"]
+__all__ = ["ARCHS", "Arch", "get_arch", "build_model", "HeadOutputs", "IDetect", "ModelSpec", "ScalingSpec", "YOLOv7"]

@@ -32,13 +32,15 @@ import pickle
 import re
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..specs import to_spec
 from .factory import build_model
+from .spec import ModelSpec, ScalingSpec
 from .yolo import YOLOv7
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,8 @@ KINDS = ("training", "deploy", "official", "state_dict")
 DESCRIBE = {"training": "training checkpoint", "deploy": "deploy file", "official": "official YOLOv7 checkpoint",
             "state_dict": "plain state dict"}
 MIN_LOADED = 0.5  # share of the model's values a load must cover unless a partial load is intended
-BUILD_KEYS = ("variant", "num_classes", "aux_head", "repconv", "eelan_form", "aux_tap", "elan_repconv", "scaling")
+BUILD_KEYS = tuple(f.name for f in fields(ModelSpec))  # what a file records of its network
+SCALING_KEYS = tuple(f.name for f in fields(ScalingSpec))
 _OFFICIAL_KEY = re.compile(r"^model\.\d+\.")
 
 
@@ -58,7 +61,9 @@ class CheckpointError(ValueError):
 
 
 def model_spec(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """``build_model`` kwargs from a ``model`` config (``_target_``/``weights`` dropped, plain containers)."""
+    """The :class:`ModelSpec` fields of a ``model`` config or hyper-parameters as a plain dict, the
+    way files record them: the fields given (one unset or None takes the spec's default); other keys
+    (``_target_``, ``weights``) are dropped."""
     try:
         from omegaconf import DictConfig, OmegaConf
         if isinstance(model_cfg, DictConfig):
@@ -67,7 +72,7 @@ def model_spec(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
         pass
     spec = {k: copy.deepcopy(model_cfg[k]) for k in BUILD_KEYS if k in model_cfg and model_cfg[k] is not None}
     if "scaling" in spec:
-        spec["scaling"] = {k: v for k, v in dict(spec["scaling"]).items() if not str(k).startswith("_")}
+        spec["scaling"] = {k: v for k, v in dict(spec["scaling"]).items() if k in SCALING_KEYS}
     if "variant" not in spec:
         raise ValueError(f"model config has no 'variant': {dict(model_cfg)}")
     return spec
@@ -85,8 +90,8 @@ def default_size(model: YOLOv7) -> int:
 class CheckpointFile:
     """What :func:`read_checkpoint` found. ``state``: tensors under this project's keys (``training``:
     the EMA ``state_dict`` without the ``model.`` prefix; ``deploy``: the fused form; ``official``:
-    empty, see ``official``). ``spec``: ``build_model`` kwargs (None for a plain state dict; for an
-    official file the identified variant, or None). ``raw``: the whole object that was read."""
+    empty, see ``official``). ``spec``: the :class:`ModelSpec` fields it records (:func:`model_spec`;
+    None for a plain state dict; for an official file the identified variant, or None). ``raw``: the whole object that was read."""
 
     path: str
     kind: str
@@ -308,7 +313,7 @@ def build_from(ckpt: CheckpointFile) -> YOLOv7:
             "a plain state dict (no model spec)"
         raise CheckpointError(f"{ckpt.path}: is {what}; start a run from it with model.weights=<file> and "
                               "model=<variant> instead")
-    model = build_model(**ckpt.spec)
+    model = build_model(to_spec(ModelSpec, ckpt.spec, "model"))
     if ckpt.kind == "deploy":
         from .fuse import to_deploy
 

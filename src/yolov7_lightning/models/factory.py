@@ -1,23 +1,23 @@
-"""``build_model``: the one entry point from config (``model`` + ``scaling`` groups) to a network."""
+"""``build_model``: the one entry point from a :class:`ModelSpec` (``model`` + ``scaling`` groups) to a network."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..specs import to_spec
 from .arch import get_arch
 from .scaling import scale_arch
+from .spec import ModelSpec
 from .yolo import YOLOv7
 
 
-def build_model(variant: str = "yolov7", num_classes: int = 80, aux_head: bool | None = None,
-                repconv: str = "planned", eelan_form: str = "branches", aux_tap: str = "branch",
-                scaling: dict[str, Any] | None = None, elan_repconv: str = "none", **_: Any) -> YOLOv7:
-    """Build a variant by name. ``scaling`` is ``{mode, width, depth}`` (the ``scaling`` group);
-    ``aux_head=None`` takes the official default (on for the P6 models, off for P5). Other keys of
-    the ``model`` group (``weights``: loaded by the training command) are ignored here.
-    ``elan_repconv``: ``none`` (official) | ``planned`` | ``identity``, see :class:`YOLOv7`."""
-    scaling = dict(scaling or {})
-    arch = scale_arch(get_arch(variant), scaling.get("mode", "none"), float(scaling.get("width", 1.0)),
-                      float(scaling.get("depth", 1.0)))
-    return YOLOv7(arch, num_classes=num_classes, aux_head=aux_head, repconv=repconv, eelan_form=eelan_form,
-                  aux_tap=aux_tap, elan_repconv=elan_repconv)
+def build_model(spec: ModelSpec | str, **fields: Any) -> YOLOv7:
+    """The network of ``spec``. A variant name with :class:`ModelSpec` fields is short for the spec:
+    ``build_model("yolov7-tiny", num_classes=3)`` (``scaling`` may be a dict); an unknown field is an error."""
+    if isinstance(spec, str):
+        spec = to_spec(ModelSpec, {"variant": spec, **fields}, "model")
+    elif fields:
+        raise TypeError(f"build_model takes a ModelSpec or a variant name with fields, not both ({sorted(fields)})")
+    s = spec.scaling
+    arch = scale_arch(get_arch(spec.variant), s.mode, float(s.width), float(s.depth))
+    return YOLOv7(arch, spec)

@@ -23,6 +23,7 @@ from ..nn import (
 )
 from .arch import Arch
 from .heads import HeadOutputs, IDetect
+from .spec import ModelSpec
 
 REPCONV_MODES = ("planned", "identity", "off")
 EELAN_FORMS = ("branches", "grouped")
@@ -172,14 +173,17 @@ class YOLOv7(nn.Module):
     maps ``[B, A, H/s, W/s, 5 + nc]``); in eval mode the decoded ``[B, N, 5 + nc]`` (cx, cy, w, h in
     input pixels, sigmoid objectness and class scores). H and W must be multiples of ``max_stride``.
 
-    ``repconv`` is the form of the lead output convs of the variants that have RepConv there (yolov7);
-    ``elan_repconv`` (``none`` = official | ``planned`` | ``identity``) re-parameterises the 3x3 convs
-    of every ELAN computational block (the paper's Table 4 ablation; same deploy network).
+    Built from a :class:`ModelSpec` (``build_model``). ``repconv`` is the form of the lead output
+    convs of the variants that have RepConv there (yolov7); ``elan_repconv`` (``none`` = official |
+    ``planned`` | ``identity``) re-parameterises the 3x3 convs of every ELAN computational block (the
+    paper's Table 4 ablation; same deploy network).
     """
 
-    def __init__(self, arch: Arch, num_classes: int = 80, aux_head: bool | None = None, repconv: str = "planned",
-                 eelan_form: str = "branches", aux_tap: str = "branch", elan_repconv: str = "none"):
+    def __init__(self, arch: Arch, spec: ModelSpec):
+        """``arch``: the (scaled) variant table of ``spec``; the switches are read from ``spec``."""
         super().__init__()
+        num_classes, aux_head, repconv = spec.num_classes, spec.aux_head, spec.repconv
+        eelan_form, aux_tap, elan_repconv = spec.eelan_form, spec.aux_tap, spec.elan_repconv
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1 (got {num_classes})")
         for name, value, valid in (("repconv", repconv, REPCONV_MODES), ("eelan_form", eelan_form, EELAN_FORMS),

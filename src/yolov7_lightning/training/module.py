@@ -1,7 +1,8 @@
 """The YOLOv7 LightningModule: network + loss/assigner + the official optimiser recipe.
 
-Hyper-parameters are plain config dicts (``_target_`` style), never modules, so a checkpoint
-rebuilds the whole thing (``YOLOv7Module.load_from_checkpoint``) and loads with ``weights_only=True``.
+Built from typed specs (``training/specs.py``); its hyper-parameters are those specs as plain dicts,
+never modules, so a checkpoint rebuilds the whole thing (``YOLOv7Module.load_from_checkpoint``) and
+loads with ``weights_only=True``.
 Optimisation is manual, to follow the official recipe exactly: per-iteration warm-up of lr,
 momentum and accumulation, an optimizer step when ``iteration % accumulate == 0``, the loss
 multiplied by the world size under DDP, and the per-epoch LR schedule (set from the epoch number
@@ -20,16 +21,18 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from lightning.pytorch.strategies import ParallelStrategy
 
-from ..assign import check_heads, upgrade_legacy_config
+from ..assign import Assigner, check_heads
 from ..data.image_weights import class_counts, epoch_image_weights
 from ..eval import make_evaluator, non_max_suppression
 from ..eval.tta import predict_augmented
+from ..loss import LossSpec, YOLOv7Loss
+from ..models import ModelSpec, build_model
 from .freeze import apply_freeze, freeze_batchnorm
-from .optim import LRLambda, WarmUp, accumulation, build_optimizer
+from .optim import LRLambda, OptimSpec, ScheduleSpec, WarmUp, accumulation, build_optimizer
 from .precision import compile_backend, fp32_outputs, no_autocast, to_memory_format
+from .specs import module_specs
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +55,28 @@ NONFINITE_HINT = ("Try a lower optim.lr0 (e.g. 10x lower), gradient clipping (op
 
 
 class YOLOv7Module(L.LightningModule):
-    """Args are config dicts: ``model`` (``build_model`` kwargs with ``_target_``), ``loss``
-    (partial ``YOLOv7Loss``), ``assigner``, ``optim`` (``build_optimizer`` kwargs + ``nominal_batch``,
-    ``grad_clip``, ``max_nonfinite``, ``multi_scale``), ``schedule`` (``kind``, ``lrf``,
-    ``warmup_*``), ``evaluation`` (backend, NMS thresholds). ``batch_size`` is per device; ``names`` and
+    """``model`` (:class:`ModelSpec`), ``loss`` (:class:`LossSpec`), ``assigner`` (``Assigner``),
+    ``optim`` (:class:`OptimSpec`) and ``schedule`` (:class:`ScheduleSpec`): each the spec or a dict
+    of its fields (``training.specs.module_specs``: older checkpoints' keys upgraded, an unknown key
+    an error); ``evaluation``: backend, NMS thresholds. ``batch_size`` is per device; ``names`` and
     ``category_ids`` (the dataset's classes) travel with the checkpoint for prediction.
     ``channels_last``: the network and its input batches in the channels-last memory format (same
     state-dict keys and values); ``compile``: the training forward through ``torch.compile`` (true: inductor, or a backend name)."""
 
-    def __init__(self, model: dict, loss: dict, assigner: dict, optim: dict, schedule: dict,
-                 evaluation: dict | None = None, image_size: int = 640, batch_size: int = 16,
-                 names: list[str] | None = None, category_ids: list[int] | None = None,
-                 channels_last: bool = True, compile: bool | str = False, freeze=None):
+    def __init__(self, model: ModelSpec | dict, loss: LossSpec | dict, assigner: Assigner | dict,
+                 optim: OptimSpec | dict, schedule: ScheduleSpec | dict, evaluation: dict | None = None,
+                 image_size: int = 640, batch_size: int = 16, names: list[str] | None = None,
+                 category_ids: list[int] | None = None, channels_last: bool = True, compile: bool | str = False,
+                 freeze=None):
         super().__init__()
+        specs = module_specs(model, loss, assigner, optim, schedule)
+        # the hyper-parameters record the specs as plain dicts (save_hyperparameters reads these locals)
+        model, loss, assigner, optim, schedule = specs.hparams().values()
         self.save_hyperparameters()
         self.automatic_optimization = False
         compile_backend(compile)  # an unknown backend name stops here, before any work
-        self.model = instantiate(model)
-        assigner = instantiate(upgrade_legacy_config(assigner, self.model.aux_head))
-        check_heads(assigner.strategy, self.model.aux_head, self.model.arch.name)  # the config says what runs
+        self.model = build_model(specs.model)
+        check_heads(specs.assigner.strategy, self.model.aux_head, self.model.arch.name)  # the config says what runs
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.frozen = apply_freeze(self.model, freeze)  # ``freeze``: official layer count and/or module names
@@ -78,12 +84,12 @@ class YOLOv7Module(L.LightningModule):
             freeze_batchnorm(self.frozen)
             n = sum(p.numel() for m in self.frozen for p in m.parameters())
             log.info("freeze %s: %d parameters frozen (BatchNorm statistics too)", freeze, n)
-        self.loss_fn = instantiate(loss)(num_classes=self.model.num_classes, strides=list(self.model.arch.strides),
-                                         assigner=assigner, image_size=image_size)
-        self.optim_cfg, self.schedule_cfg = dict(optim), dict(schedule)
+        self.loss_fn = YOLOv7Loss(self.model.num_classes, strides=list(self.model.arch.strides),
+                                  assigner=specs.assigner, image_size=image_size, **loss)
+        self.optim, self.schedule = specs.optim, specs.schedule
         self.eval_cfg = dict(evaluation or {})
-        self.warmup = WarmUp(self.schedule_cfg.get("warmup_epochs", 3.0), self.schedule_cfg.get("warmup_min_iters", 1000),
-                             self.schedule_cfg.get("warmup_momentum", 0.8), self.schedule_cfg.get("warmup_bias_lr", 0.1))
+        s = self.schedule
+        self.warmup = WarmUp(s.warmup_epochs, s.warmup_min_iters, s.warmup_momentum, s.warmup_bias_lr)
         self.iteration = 0  # batches seen over the whole run (the official ``ni``)
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
@@ -102,12 +108,10 @@ class YOLOv7Module(L.LightningModule):
         return self.trainer.world_size if self._trainer is not None else 1
 
     def configure_optimizers(self):
-        o = self.optim_cfg
-        opt = build_optimizer(self.model, o.get("name", "sgd"), o.get("lr0", 0.01), o.get("momentum", 0.937),
-                              o.get("weight_decay", 5e-4), o.get("nesterov", True), self.hparams.batch_size,
-                              self._world(), o.get("nominal_batch", 64))
-        epochs = self.schedule_cfg.get("epochs") or (self.trainer.max_epochs if self._trainer is not None else 300)
-        self.lr_lambda = LRLambda(self.schedule_cfg.get("kind", "cosine"), self.schedule_cfg.get("lrf", 0.1), epochs)
+        o = self.optim
+        opt = build_optimizer(self.model, o.name, o.lr0, o.momentum, o.weight_decay, o.nesterov, self.hparams.batch_size,
+                              self._world(), o.nominal_batch)
+        self.lr_lambda = LRLambda(self.schedule.kind, self.schedule.lrf, self.schedule.epochs)
         for group in opt.param_groups:
             group["initial_lr"] = group["lr"]
         return opt
@@ -128,14 +132,14 @@ class YOLOv7Module(L.LightningModule):
             group["lr"] = group["initial_lr"] * factor
 
     def _accumulate(self, warmup_iters: int) -> int:
-        nominal = accumulation(self.hparams.batch_size, self._world(), self.optim_cfg.get("nominal_batch", 64))
+        nominal = accumulation(self.hparams.batch_size, self._world(), self.optim.nominal_batch)
         if warmup_iters and self.iteration <= warmup_iters:
             return WarmUp.accumulate(self.iteration, warmup_iters, nominal)
         return nominal
 
     def _multi_scale(self, images: torch.Tensor, targets: torch.Tensor):
         """Official multi-scale: a random size in [0.5, 1.5] x image size, a multiple of the max stride."""
-        if not self.optim_cfg.get("multi_scale", False):
+        if not self.optim.multi_scale:
             return images, targets
         s, size = self.model.max_stride, self.hparams.image_size
         new = random.randrange(int(size * 0.5), int(size * 1.5) + s) // s * s
@@ -187,7 +191,7 @@ class YOLOv7Module(L.LightningModule):
         warmup_iters = self.warmup.iterations(self.trainer.num_training_batches)
         if warmup_iters and self.iteration <= warmup_iters:
             self.warmup.apply(opt.optimizer, self.iteration, warmup_iters, self.lr_lambda(self.current_epoch),
-                              self.optim_cfg.get("momentum", 0.937))
+                              self.optim.momentum)
         images, targets = self._multi_scale(batch["images"], batch["targets"])
         images = to_memory_format(images, self.hparams.get("channels_last", False))
         buffers = [b.detach().clone() for b in self.model.buffers()]  # BN statistics the forward pass updates
@@ -198,9 +202,8 @@ class YOLOv7Module(L.LightningModule):
             with self._backward_sync(step_follows=self.iteration % accumulate == 0):
                 self.manual_backward(loss)
         if self.iteration % accumulate == 0:
-            clip = self.optim_cfg.get("grad_clip", 0.0)
-            if clip:
-                self.clip_gradients(opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+            if self.optim.grad_clip:
+                self.clip_gradients(opt, gradient_clip_val=self.optim.grad_clip, gradient_clip_algorithm="norm")
             opt.step()
             opt.zero_grad()
         self.iteration += 1
@@ -227,7 +230,7 @@ class YOLOv7Module(L.LightningModule):
         if self._trainer is not None:
             self.log("train/nonfinite_skipped", float(self.nonfinite_total))
         parts = ", ".join(f"{k}={float(v):.4g}" for k, v in components.items())
-        limit = self.optim_cfg.get("max_nonfinite", 10)
+        limit = self.optim.max_nonfinite
         if self.nonfinite_in_a_row >= limit:
             raise NonFiniteLossError(f"{self.nonfinite_in_a_row} non-finite losses in a row, the last at epoch "
                                      f"{self.current_epoch} iteration {self.iteration} (optimizer step "

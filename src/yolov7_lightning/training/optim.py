@@ -1,5 +1,8 @@
 """The official optimiser recipe: three parameter groups, nominal-batch accumulation with weight-decay
 scaling, per-iteration warm-up, and the per-epoch one-cycle (cosine) or linear schedule.
+
+:class:`OptimSpec` and :class:`ScheduleSpec` are the ``optim`` and ``schedule`` config groups (their
+schemas) and what ``YOLOv7Module`` reads; the functions below take their defaults from them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,35 @@ from ..nn.implicit import ImplicitA, ImplicitM
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "linear")
+
+
+@dataclass
+class OptimSpec:
+    """The ``optim`` group: :func:`build_optimizer` arguments (``name`` in sgd | adam | adamw) and the
+    step rules of ``YOLOv7Module``."""
+
+    name: str = "sgd"
+    lr0: float = 0.01
+    momentum: float = 0.937
+    weight_decay: float = 0.0005
+    nesterov: bool = True
+    nominal_batch: int = 64  # gradients accumulate over max(round(nominal_batch / global batch), 1) batches
+    grad_clip: float = 0.0  # 0: off (official); > 0: clip the gradient norm
+    multi_scale: bool = False  # official --multi-scale: random size in [0.5, 1.5] x image size per batch
+    max_nonfinite: int = 10  # non-finite losses in a row before the run stops
+
+
+@dataclass
+class ScheduleSpec:
+    """The ``schedule`` group: epochs and the LR schedule (:class:`LRLambda`) with its warm-up (:class:`WarmUp`)."""
+
+    kind: str = "cosine"
+    lrf: float = 0.1
+    epochs: int = 300
+    warmup_epochs: float = 3.0
+    warmup_min_iters: int = 1000
+    warmup_momentum: float = 0.8
+    warmup_bias_lr: float = 0.1
 
 
 def parameter_groups(model: nn.Module) -> tuple[list, list, list]:
@@ -38,9 +70,10 @@ def accumulation(batch_size: int, world_size: int, nominal_batch: int) -> int:
     return max(round(nominal_batch / (batch_size * world_size)), 1)
 
 
-def build_optimizer(model: nn.Module, name: str = "sgd", lr0: float = 0.01, momentum: float = 0.937,
-                    weight_decay: float = 5e-4, nesterov: bool = True, batch_size: int = 16, world_size: int = 1,
-                    nominal_batch: int = 64) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, name: str = OptimSpec.name, lr0: float = OptimSpec.lr0,
+                    momentum: float = OptimSpec.momentum, weight_decay: float = OptimSpec.weight_decay,
+                    nesterov: bool = OptimSpec.nesterov, batch_size: int = 16, world_size: int = 1,
+                    nominal_batch: int = OptimSpec.nominal_batch) -> torch.optim.Optimizer:
     """SGD (nesterov) or Adam/AdamW over the three groups; weight decay scaled by the nominal batch:
     ``wd * global_batch * accumulate / nbs``. Group 2 (biases) is the one warm-up treats specially."""
     if name not in OPTIMIZERS:
@@ -60,9 +93,9 @@ def build_optimizer(model: nn.Module, name: str = "sgd", lr0: float = 0.01, mome
 class LRLambda:
     """Per-epoch LR factor: ``cosine`` one-cycle from 1 to ``lrf`` or ``linear``; picklable as plain data."""
 
-    kind: str = "cosine"
-    lrf: float = 0.1
-    epochs: int = 300
+    kind: str = ScheduleSpec.kind
+    lrf: float = ScheduleSpec.lrf
+    epochs: int = ScheduleSpec.epochs
 
     def __post_init__(self):
         if self.kind not in SCHEDULES:
@@ -80,10 +113,10 @@ class WarmUp:
     bias lr ``bias_lr -> lr``, other lrs ``0 -> lr``, momentum ``momentum -> final momentum``, and
     the accumulation ``1 -> nominal``."""
 
-    epochs: float = 3.0
-    min_iters: int = 1000
-    momentum: float = 0.8
-    bias_lr: float = 0.1
+    epochs: float = ScheduleSpec.warmup_epochs
+    min_iters: int = ScheduleSpec.warmup_min_iters
+    momentum: float = ScheduleSpec.warmup_momentum
+    bias_lr: float = ScheduleSpec.warmup_bias_lr
 
     def iterations(self, batches_per_epoch: int) -> int:
         return max(round(self.epochs * batches_per_epoch), self.min_iters)
