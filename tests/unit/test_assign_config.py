@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 from yolov7_lightning.assign import Assigner, HeadRule, check_heads, upgrade_legacy_config
 from yolov7_lightning.cli.paths import CONFIG_DIR
 from yolov7_lightning.config import register_configs
+from yolov7_lightning.loss import LossSpec, YOLOv7Loss
 from yolov7_lightning.models import build_model
+from yolov7_lightning.specs import to_spec
 
 
 def compose_with(*overrides):
@@ -22,18 +25,21 @@ def compose_with(*overrides):
 @pytest.mark.parametrize("name, aux_offset", [("coarse_to_fine", 1.0), ("lead_guided", 0.5), ("independent", 0.5)])
 def test_assigner_group(name, aux_offset):
     cfg = compose_with(f"assigner={name}", "model=yolov7-tiny")
-    assigner = instantiate(cfg.assigner)
+    assigner = to_spec(Assigner, cfg.assigner, "assigner")
     assert isinstance(assigner, Assigner) and assigner.strategy == name
     assert assigner.lead == HeadRule(0.5, 20) and assigner.aux == HeadRule(aux_offset, 20)
     assert cfg.model.aux_head is True  # the aux strategies bring the aux head, on a P5 variant too
-    assert (assigner.iou_weight, assigner.aux_weight, assigner.coarse_bound) == (3.0, 0.25, "decoder")
+    assert assigner.iou_weight == 3.0
 
 
 @pytest.mark.parametrize("name, gains", [("yolov7", (0.05, 0.7, 0.3)), ("yolov7_tiny", (0.05, 1.0, 0.5))])
 def test_loss_group(name, gains):
     cfg = compose_with(f"+loss={name}", "assigner=coarse_to_fine")
-    loss = instantiate(cfg.loss)(num_classes=80, strides=[8, 16, 32], assigner=instantiate(cfg.assigner))
+    spec = to_spec(LossSpec, cfg.loss, "loss")
+    loss = YOLOv7Loss(num_classes=80, strides=[8, 16, 32], assigner=to_spec(Assigner, cfg.assigner, "assigner"),
+                      **asdict(spec))
     assert (loss.box_gain, loss.obj_gain, loss.cls_gain) == pytest.approx(gains)
+    assert (loss.aux_weight, loss.coarse_bound) == (0.25, "decoder")
 
 
 def test_bad_strategy_lists_valid_names():
@@ -42,7 +48,7 @@ def test_bad_strategy_lists_valid_names():
     with pytest.raises(ValueError, match="valid: lead_only, independent"):
         Assigner(strategy="random")
     with pytest.raises(ValueError, match="valid: decoder, distance, none"):
-        Assigner(coarse_bound="tight")
+        YOLOv7Loss(80, [8, 16, 32], coarse_bound="tight")
 
 
 @pytest.mark.parametrize("variant, strategy, aux_head", [
@@ -55,7 +61,7 @@ def test_each_variant_records_its_official_assigner(variant, strategy, aux_head)
     assert (cfg.assigner.strategy, cfg.model.aux_head) == (strategy, aux_head)
     cfg = compose_with(f"model={variant}", "assigner=lead_only")
     assert (cfg.assigner.strategy, cfg.model.aux_head) == ("lead_only", False)
-    assert instantiate(cfg.assigner).lead == HeadRule(0.5, 10)  # the official lead-only top-k
+    assert to_spec(Assigner, cfg.assigner, "assigner").lead == HeadRule(0.5, 10)  # the official lead-only top-k
 
 
 def test_model_and_assigner_must_agree():

@@ -75,8 +75,8 @@ def run_both(variant, aux, strategy, scenario, nc=5, border=False, **knobs):
     targets = random_targets(batch, size, per_image, nc, seed=7, border=border)
     rule = {"lead": HeadRule(0.5, 10 if strategy == "lead_only" else 20),
             "aux": HeadRule(1.0 if strategy == "coarse_to_fine" else 0.5, 20)}
-    assigner = Assigner(strategy=strategy, **rule, **knobs)
-    loss_fn = YOLOv7Loss(nc, strides, assigner, image_size=640)
+    assigner = Assigner(strategy=strategy, **rule, **{k: v for k, v in knobs.items() if k != "coarse_bound"})
+    loss_fn = YOLOv7Loss(nc, strides, assigner, image_size=640, coarse_bound=knobs.get("coarse_bound", "decoder"))
     got = loss_fn(outputs, targets, anchors)
     result = assigner(outputs, targets, anchors, strides)
     want_total, want_pos = ref.loss(outputs, targets, anchors, strides, nc, strategy=strategy,

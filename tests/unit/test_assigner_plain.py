@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from yolov7_lightning.testing import reference_plain as ref
 from tests.unit.test_assigner_parity import SCENARIOS, anchors_of, batched_positives, random_outputs, random_targets
 from yolov7_lightning.assign import Assigner
 from yolov7_lightning.loss import YOLOv7Loss
+from yolov7_lightning.specs import to_spec
 
 
 def run_both(variant, aux, scenario, nc=5, border=False):
@@ -55,7 +55,7 @@ def test_plain_config_group():
     from tests.unit.test_assign_config import compose_with
 
     cfg = compose_with("assigner=plain", "model=yolov7")
-    assigner = instantiate(cfg.assigner)
+    assigner = to_spec(Assigner, cfg.assigner, "assigner")
     assert isinstance(assigner, Assigner) and assigner.strategy == "plain"
     assert (assigner.lead.offset, assigner.aux.offset, assigner.anchor_t) == (0.5, 1.0, 4.0)
     assert cfg.model.aux_head is False  # official loss_ota: 0 runs without the aux head

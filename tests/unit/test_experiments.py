@@ -29,7 +29,7 @@ def job_cfg(overrides: list[str]):
 
 ARMS = {
     "ablation_assigner": ("assigner", ["lead_only", "independent", "lead_guided", "coarse_to_fine"]),
-    "ablation_coarse_bound": ("assigner.coarse_bound", ["none", "decoder", "distance"]),
+    "ablation_coarse_bound": ("loss.coarse_bound", ["none", "decoder", "distance"]),
     "ablation_scaling": ("scaling", ["none", "width", "depth", "compound"]),
     "ablation_repconv": ("model.elan_repconv", ["none", "planned", "identity"]),
 }
@@ -56,9 +56,9 @@ def test_assigner_arms(hydra_ctx):
         arm = next(o.split("=", 1)[1] for o in job if o.startswith("assigner="))
         cfg = job_cfg(job)
         assert (cfg.model.aux_head, cfg.assigner.strategy) == expected[arm], arm
-    cfg = job_cfg(["experiment=ablation_coarse_bound", "assigner.coarse_bound=distance"])
+    cfg = job_cfg(["experiment=ablation_coarse_bound", "loss.coarse_bound=distance"])
     assert cfg.model.aux_head is True and cfg.assigner.strategy == "coarse_to_fine"
-    assert cfg.assigner.coarse_bound == "distance"
+    assert cfg.loss.coarse_bound == "distance"
 
 
 def test_restricting_the_arms(hydra_ctx):

@@ -65,7 +65,7 @@ def test_components_and_aux_weight():
     anchors, strides = anchors_of("yolov7-w6")
     out = random_outputs(2, (128, 128), strides, 3, aux=True, seed=0)
     targets = random_targets(2, (128, 128), [4, 2], 3, seed=1)
-    res = YOLOv7Loss(3, strides, Assigner(aux_weight=0.25))(out, targets, anchors)
+    res = YOLOv7Loss(3, strides, Assigner(), aux_weight=0.25)(out, targets, anchors)
     c = res.components
     assert set(c) == {"lead/box", "lead/obj", "lead/cls", "aux/box", "aux/obj", "aux/cls", "total"}
     lead = c["lead/box"] + c["lead/obj"] + c["lead/cls"]

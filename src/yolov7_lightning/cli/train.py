@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -24,8 +25,8 @@ from ..assign import check_heads
 from ..atomic import atomic_write_json
 from ..config import ModelConfig
 from ..models import get_arch
-from ..models.checkpoint_reader import load_weights, read_checkpoint
 from ..models.autoanchor import apply_anchor_config, index_wh
+from ..models.checkpoint_reader import load_weights, read_checkpoint
 from ..models.summary import summarize
 from ..specs import to_spec
 from ..training.callbacks import DeployExport, LogRunInfo, ValidationVisuals, YOLOv7EMA
@@ -34,6 +35,7 @@ from ..training.cluster import link_submitit_logs, resolve_ckpt_path
 from ..training.ddp import ReplicaConsistency, end_job
 from ..training.module import YOLOv7Module
 from ..training.precision import describe_cpu_precision
+from ..training.specs import module_specs
 from .app import hydra_app
 from .output import require_writable
 
@@ -75,22 +77,23 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
     arch = get_arch(cfg.model.variant)
     aux_head = arch.aux_default if cfg.model.aux_head is None else cfg.model.aux_head
     check_heads(cfg.assigner.strategy, aux_head, arch.name)  # before any data work: the config says what runs
+    model_cfg = to_spec(ModelConfig, cfg.model, "model")  # the network's spec + the fine-tuning options
+    specs = module_specs(model_cfg.spec(), plain(cfg.loss), plain(cfg.assigner), plain(cfg.optim),
+                         plain(cfg.schedule))  # a key no spec has (+optim.foo=1) stops here too
     require_writable(out_dir, out_dir / "checkpoints")
     if ckpt_path:  # the resolved ckpt_path (run()); a bad file fails here, in one line, before the data is read
         read_checkpoint(ckpt_path, kinds=("training",), purpose="ckpt_path (resume)")
-    weights = read_checkpoint(cfg.model.weights, kinds=("training", "official", "state_dict"),
-                              purpose="model.weights") if cfg.model.get("weights") else None
+    weights = read_checkpoint(model_cfg.weights, kinds=("training", "official", "state_dict"),
+                              purpose="model.weights") if model_cfg.weights else None
     arch_stride = max(arch.strides)
     datamodule = instantiate(cfg.data, augment=cfg.augment, stride=arch_stride, seed=cfg.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")  # train and val read now: a class list that differs between them stops here
-    model_cfg = to_spec(ModelConfig, cfg.model, "model")  # the network's spec + the fine-tuning options
     num_classes = len(datamodule.names)
-    if model_cfg.num_classes != num_classes:
-        log.info("model.num_classes %s -> %d (the dataset's classes)", model_cfg.num_classes, num_classes)
-        model_cfg.num_classes = num_classes
-    module = YOLOv7Module(model=model_cfg.spec(), loss=plain(cfg.loss), assigner=plain(cfg.assigner),
-                          optim=plain(cfg.optim), schedule=plain(cfg.schedule), evaluation=plain(cfg.evaluation),
+    if specs.model.num_classes != num_classes:
+        log.info("model.num_classes %s -> %d (the dataset's classes)", specs.model.num_classes, num_classes)
+    module = YOLOv7Module(model=replace(specs.model, num_classes=num_classes), loss=specs.loss, assigner=specs.assigner,
+                          optim=specs.optim, schedule=specs.schedule, evaluation=plain(cfg.evaluation),
                           image_size=max(datamodule.img_size), batch_size=datamodule.batch_size,
                           names=list(datamodule.names), category_ids=[int(c) for c in datamodule.category_ids],
                           channels_last=cfg.get("channels_last", True), compile=cfg.get("compile", False),
