@@ -1,10 +1,10 @@
 """Typed schemas for the config groups, registered in Hydra's ConfigStore (typos fail at start-up).
 
-The groups that build an object are schema'd by the dataclass the code is built from (its fields,
-types and defaults): ``model`` by :class:`ModelConfig` (a ``ModelSpec`` and the fine-tuning options),
-``scaling`` by ``ScalingSpec``, ``loss`` by ``LossSpec``, ``assigner`` by ``Assigner``, ``optim`` and
-``schedule`` by ``OptimSpec`` and ``ScheduleSpec``. ``_target_`` is left to where there is a choice
-(data source, trainer, logger).
+A group that builds one object is typed by the dataclass the code is built from (its fields, types
+and defaults, in one place): ``model`` by :class:`ModelConfig` (a ``ModelSpec`` and the fine-tuning
+options), ``scaling`` by ``ScalingSpec``, ``loss`` by ``LossSpec``, ``assigner`` by ``Assigner``,
+``optim`` and ``schedule`` by ``OptimSpec`` and ``ScheduleSpec`` (``specs.to_spec`` turns a composed
+group into its spec). ``_target_`` is left to where there is a choice (data source, trainer, logger).
 """
 
 from __future__ import annotations
