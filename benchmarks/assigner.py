@@ -20,7 +20,7 @@ import time
 import torch
 
 from yolov7_lightning.loss import YOLOv7Loss
-from yolov7_lightning.models import get_arch
+from yolov7_lightning.models import HeadGeometry, get_arch
 from yolov7_lightning.models.heads import HeadOutputs
 from yolov7_lightning.testing import reference_ota as ref
 from yolov7_lightning.testing.sync_counter import SyncCounter
@@ -81,11 +81,11 @@ def main() -> None:
         for batch in (8, 32):
             for boxes in (7, 30):
                 outputs, targets, anchors, strides = setup(variant, aux, batch, boxes, args.size, args.device)
-                loss = YOLOv7Loss(80, strides)
+                loss = YOLOv7Loss(80, HeadGeometry.from_anchors(anchors, strides))
                 row = {"head": "aux (W6)" if aux else "lead-only (v7)", "size": args.size, "batch": batch,
                        "boxes_per_image": boxes, "device": args.device, "threads": args.threads,
-                       "batched_ms": round(timed(lambda: loss(outputs, targets, anchors), args.iters, args.device), 1),
-                       "batched_syncs": syncs(lambda: loss(outputs, targets, anchors))}
+                       "batched_ms": round(timed(lambda: loss(outputs, targets), args.iters, args.device), 1),
+                       "batched_syncs": syncs(lambda: loss(outputs, targets))}
                 if not args.no_reference and args.device == "cpu":
                     gains = (loss.box_gain, loss.obj_gain, loss.cls_gain)
 

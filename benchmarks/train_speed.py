@@ -106,7 +106,7 @@ class Runner:
         self.model = model
         self.forward = torch.compile(model) if cfg.compile else model
         self.targets = targets_for(batch, size, 80, g).to(device)
-        self.loss_fn = YOLOv7Loss(80, list(model.arch.strides), image_size=size)
+        self.loss_fn = YOLOv7Loss(80, model.detect.geometry, image_size=size)
         self.opt = build_optimizer(model, batch_size=batch)
         self.scaler = torch.amp.GradScaler(device, enabled=cfg.precision == "fp16")
 
@@ -119,7 +119,7 @@ class Runner:
         sync(device)
         t1 = time.perf_counter()
         with no_autocast(device):  # the loss and the assigner in fp32, as in training
-            loss = self.loss_fn(fp32_outputs(out), self.targets, self.model.detect.anchors).total
+            loss = self.loss_fn(fp32_outputs(out), self.targets).total
         sync(device)
         t2 = time.perf_counter()
         self.scaler.scale(loss).backward()

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from tests.unit.test_assigner_parity import geometry_of
 from yolov7_lightning.assign import Assigner, HeadRule, check_heads, upgrade_legacy_config
 from yolov7_lightning.cli.paths import CONFIG_DIR
 from yolov7_lightning.config import register_configs
@@ -36,8 +37,8 @@ def test_assigner_group(name, aux_offset):
 def test_loss_group(name, gains):
     cfg = compose_with(f"+loss={name}", "assigner=coarse_to_fine")
     spec = to_spec(LossSpec, cfg.loss, "loss")
-    loss = YOLOv7Loss(num_classes=80, strides=[8, 16, 32], assigner=to_spec(Assigner, cfg.assigner, "assigner"),
-                      **asdict(spec))
+    loss = YOLOv7Loss(num_classes=80, geometry=geometry_of("yolov7"),
+                      assigner=to_spec(Assigner, cfg.assigner, "assigner"), **asdict(spec))
     assert (loss.box_gain, loss.obj_gain, loss.cls_gain) == pytest.approx(gains)
     assert (loss.aux_weight, loss.coarse_bound) == (0.25, "decoder")
 
@@ -48,7 +49,7 @@ def test_bad_strategy_lists_valid_names():
     with pytest.raises(ValueError, match="valid: lead_only, independent"):
         Assigner(strategy="random")
     with pytest.raises(ValueError, match="valid: decoder, distance, none"):
-        YOLOv7Loss(80, [8, 16, 32], coarse_bound="tight")
+        YOLOv7Loss(80, geometry_of("yolov7"), coarse_bound="tight")
 
 
 @pytest.mark.parametrize("variant, strategy, aux_head", [
@@ -69,11 +70,10 @@ def test_model_and_assigner_must_agree():
     heads = tiny.forward_heads(torch.zeros(1, 3, 64, 64))
     targets = torch.tensor([[0, 1, 32.0, 32.0, 20.0, 20.0]])
     with pytest.raises(ValueError, match="'coarse_to_fine' needs the auxiliary head.*choose assigner=lead_only"):
-        Assigner(strategy="coarse_to_fine")(heads, targets, tiny.detect.anchors, list(tiny.arch.strides))
+        Assigner(strategy="coarse_to_fine").with_geometry(tiny.detect.geometry)(heads, targets)
     with pytest.raises(ValueError, match="'lead_only' assigns the lead head only, but yolov7-tiny has the aux"):
         check_heads("lead_only", True, "yolov7-tiny")
-    result = Assigner(strategy="lead_only", lead=HeadRule(0.5, 10))(heads, targets, tiny.detect.anchors,
-                                                                    list(tiny.arch.strides))
+    result = Assigner(strategy="lead_only", lead=HeadRule(0.5, 10)).with_geometry(tiny.detect.geometry)(heads, targets)
     assert result.aux is None and int(result.lead.assignment.positive.sum()) > 0
 
 

@@ -8,7 +8,7 @@ import torch
 from yolov7_lightning.testing import reference_ota as ref
 from yolov7_lightning.assign import Assigner, HeadRule
 from yolov7_lightning.loss import YOLOv7Loss
-from yolov7_lightning.models import get_arch
+from yolov7_lightning.models import HeadGeometry, get_arch
 from yolov7_lightning.models.heads import HeadOutputs
 
 
@@ -17,6 +17,11 @@ def anchors_of(variant: str) -> tuple[torch.Tensor, list[int]]:
     a = torch.tensor(arch.anchors, dtype=torch.float32).view(arch.levels, 3, 2)
     strides = list(arch.strides)
     return a / torch.tensor(strides, dtype=torch.float32).view(-1, 1, 1), strides
+
+
+def geometry_of(variant: str) -> HeadGeometry:
+    """The head geometry of ``variant`` without a network (the anchors of :func:`anchors_of`)."""
+    return HeadGeometry.from_anchors(*anchors_of(variant))
 
 
 def random_outputs(batch, size, strides, nc, aux, seed, scale=1.5):
@@ -76,9 +81,10 @@ def run_both(variant, aux, strategy, scenario, nc=5, border=False, **knobs):
     rule = {"lead": HeadRule(0.5, 10 if strategy == "lead_only" else 20),
             "aux": HeadRule(1.0 if strategy == "coarse_to_fine" else 0.5, 20)}
     assigner = Assigner(strategy=strategy, **rule, **{k: v for k, v in knobs.items() if k != "coarse_bound"})
-    loss_fn = YOLOv7Loss(nc, strides, assigner, image_size=640, coarse_bound=knobs.get("coarse_bound", "decoder"))
-    got = loss_fn(outputs, targets, anchors)
-    result = assigner(outputs, targets, anchors, strides)
+    loss_fn = YOLOv7Loss(nc, HeadGeometry.from_anchors(anchors, strides), assigner, image_size=640,
+                         coarse_bound=knobs.get("coarse_bound", "decoder"))
+    got = loss_fn(outputs, targets)
+    result = loss_fn.assigner(outputs, targets)
     want_total, want_pos = ref.loss(outputs, targets, anchors, strides, nc, strategy=strategy,
                                     gains=(loss_fn.box_gain, loss_fn.obj_gain, loss_fn.cls_gain),
                                     lead_rule=(0.5, 20), aux_rule=(rule["aux"].offset, 20),

@@ -10,6 +10,7 @@ from yolov7_lightning.testing import reference_plain as ref
 from tests.unit.test_assigner_parity import SCENARIOS, anchors_of, batched_positives, random_outputs, random_targets
 from yolov7_lightning.assign import Assigner
 from yolov7_lightning.loss import YOLOv7Loss
+from yolov7_lightning.models import HeadGeometry
 from yolov7_lightning.specs import to_spec
 
 
@@ -21,9 +22,9 @@ def run_both(variant, aux, scenario, nc=5, border=False):
     outputs = random_outputs(batch, size, strides, nc, aux, seed=hash((variant, scenario)) % 1000)
     targets = random_targets(batch, size, per_image, nc, seed=11, border=border)
     assigner = Assigner(strategy="plain")
-    loss_fn = YOLOv7Loss(nc, strides, assigner, image_size=640)
-    got = loss_fn(outputs, targets, anchors)
-    result = assigner(outputs, targets, anchors, strides)
+    loss_fn = YOLOv7Loss(nc, HeadGeometry.from_anchors(anchors, strides), assigner, image_size=640)
+    got = loss_fn(outputs, targets)
+    result = loss_fn.assigner(outputs, targets)
     want, pos = ref.loss(outputs, targets, anchors, strides, nc, (loss_fn.box_gain, loss_fn.obj_gain, loss_fn.cls_gain))
     assert batched_positives(result.lead) == [sorted(p) for p in pos["lead"]]
     if aux:

@@ -8,11 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.unit.test_assigner_parity import anchors_of, random_outputs, random_targets
+from tests.unit.test_assigner_parity import anchors_of, geometry_of, random_outputs, random_targets
 from yolov7_lightning.assign import Assigner
 from yolov7_lightning.assign.simota import class_cost
 from yolov7_lightning.boxes import ciou, pairwise_iou
 from yolov7_lightning.loss import YOLOv7Loss, scaled_gains
+from yolov7_lightning.models import HeadGeometry
 from yolov7_lightning.testing.sync_counter import SyncCounter
 
 
@@ -57,15 +58,16 @@ def test_gains_scaling_matches_the_official_recipe():
 
 
 def test_balance_defaults():
-    assert YOLOv7Loss(80, [8, 16, 32]).balance == [4.0, 1.0, 0.4]
-    assert YOLOv7Loss(80, [8, 16, 32, 64]).balance == [4.0, 1.0, 0.25, 0.06]
+    assert geometry_of("yolov7").strides == (8, 16, 32) and geometry_of("yolov7-w6").strides == (8, 16, 32, 64)
+    assert YOLOv7Loss(80, geometry_of("yolov7")).balance == [4.0, 1.0, 0.4]
+    assert YOLOv7Loss(80, geometry_of("yolov7-w6")).balance == [4.0, 1.0, 0.25, 0.06]
 
 
 def test_components_and_aux_weight():
-    anchors, strides = anchors_of("yolov7-w6")
-    out = random_outputs(2, (128, 128), strides, 3, aux=True, seed=0)
+    geometry = geometry_of("yolov7-w6")
+    out = random_outputs(2, (128, 128), geometry.strides, 3, aux=True, seed=0)
     targets = random_targets(2, (128, 128), [4, 2], 3, seed=1)
-    res = YOLOv7Loss(3, strides, Assigner(), aux_weight=0.25)(out, targets, anchors)
+    res = YOLOv7Loss(3, geometry, Assigner(), aux_weight=0.25)(out, targets)
     c = res.components
     assert set(c) == {"lead/box", "lead/obj", "lead/cls", "aux/box", "aux/obj", "aux/cls", "total"}
     lead = c["lead/box"] + c["lead/obj"] + c["lead/cls"]
@@ -76,46 +78,46 @@ def test_components_and_aux_weight():
 
 
 def test_single_class_skips_the_class_loss():
-    anchors, strides = anchors_of("yolov7")
-    out = random_outputs(1, (64, 64), strides, 1, aux=False, seed=0)
-    res = YOLOv7Loss(1, strides)(out, random_targets(1, (64, 64), [3], 1, seed=0), anchors)
+    geometry = geometry_of("yolov7")
+    out = random_outputs(1, (64, 64), geometry.strides, 1, aux=False, seed=0)
+    res = YOLOv7Loss(1, geometry)(out, random_targets(1, (64, 64), [3], 1, seed=0))
     assert res.components["lead/cls"].item() == 0.0 and res.components["lead/box"].item() > 0
 
 
 def test_label_smoothing_changes_only_the_class_loss():
-    anchors, strides = anchors_of("yolov7")
-    out = random_outputs(1, (64, 64), strides, 4, aux=False, seed=0)
+    geometry = geometry_of("yolov7")
+    out = random_outputs(1, (64, 64), geometry.strides, 4, aux=False, seed=0)
     t = random_targets(1, (64, 64), [3], 4, seed=0)
-    a, b = YOLOv7Loss(4, strides)(out, t, anchors), YOLOv7Loss(4, strides, label_smoothing=0.1)(out, t, anchors)
+    a, b = YOLOv7Loss(4, geometry)(out, t), YOLOv7Loss(4, geometry, label_smoothing=0.1)(out, t)
     assert a.components["lead/box"] == b.components["lead/box"]
     assert a.components["lead/cls"] != b.components["lead/cls"]
 
 
 def test_empty_batch_gives_objectness_only_and_gradients():
-    anchors, strides = anchors_of("yolov7-w6")
-    out = random_outputs(2, (64, 64), strides, 3, aux=True, seed=0)
-    res = YOLOv7Loss(3, strides)(out, torch.zeros(0, 6), anchors)
+    geometry = geometry_of("yolov7-w6")
+    out = random_outputs(2, (64, 64), geometry.strides, 3, aux=True, seed=0)
+    res = YOLOv7Loss(3, geometry)(out, torch.zeros(0, 6))
     assert res.components["lead/box"].item() == 0 and res.components["lead/obj"].item() > 0
     res.total.backward()
     assert all(torch.isfinite(p.grad).all() for p in out.lead + out.aux)
 
 
 def test_gradients_finite_for_extreme_logits():
-    anchors, strides = anchors_of("yolov7")
-    out = random_outputs(2, (96, 64), strides, 3, aux=False, seed=0, scale=40.0)
-    res = YOLOv7Loss(3, strides)(out, random_targets(2, (96, 64), [5, 5], 3, seed=0), anchors)
+    geometry = geometry_of("yolov7")
+    out = random_outputs(2, (96, 64), geometry.strides, 3, aux=False, seed=0, scale=40.0)
+    res = YOLOv7Loss(3, geometry)(out, random_targets(2, (96, 64), [5, 5], 3, seed=0))
     res.total.backward()
     assert torch.isfinite(res.total) and all(torch.isfinite(p.grad).all() for p in out.lead)
 
 
 def count_syncs(variant, aux, batch, per_image):
-    anchors, strides = anchors_of(variant)
+    geometry = geometry_of(variant)
     size = (128, 128)
-    out = random_outputs(batch, size, strides, 80, aux=aux, seed=0)
+    out = random_outputs(batch, size, geometry.strides, 80, aux=aux, seed=0)
     targets = random_targets(batch, size, [per_image] * batch, 80, seed=0)
-    loss = YOLOv7Loss(80, strides)
+    loss = YOLOv7Loss(80, geometry)
     with SyncCounter() as counter:
-        loss(out, targets, anchors).total.backward()
+        loss(out, targets).total.backward()
     return counter.count
 
 
@@ -134,7 +136,8 @@ def test_cuda_if_available():
     out = random_outputs(2, (64, 64), strides, 3, aux=False, seed=0)
     out = type(out)([p.detach().cuda().requires_grad_() for p in out.lead], None)
     t = random_targets(2, (64, 64), [3, 1], 3, seed=0)
-    cpu = YOLOv7Loss(3, strides)(type(out)([p.detach().cpu() for p in out.lead], None), t, anchors)
-    gpu = YOLOv7Loss(3, strides)(out, t.cuda(), anchors.cuda())
+    on_cpu, on_gpu = HeadGeometry.from_anchors(anchors, strides), HeadGeometry.from_anchors(anchors.cuda(), strides)
+    cpu = YOLOv7Loss(3, on_cpu)(type(out)([p.detach().cpu() for p in out.lead], None), t)
+    gpu = YOLOv7Loss(3, on_gpu)(out, t.cuda())
     assert gpu.total.device.type == "cuda"
     assert gpu.total.item() == pytest.approx(cpu.total.item(), rel=1e-4)

@@ -37,6 +37,24 @@ class Candidates(NamedTuple):
     flat: torch.Tensor
     levels: int
 
+    def on_level(self, lvl: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(on [B, K], flat [B, K])``: the columns of level ``lvl`` and their map index (0 elsewhere)."""
+        on = self.level == lvl
+        return on, torch.where(on, self.flat, torch.zeros_like(self.flat))
+
+    def gather(self, preds: list[torch.Tensor]) -> torch.Tensor:
+        """The predictions ``[B, A, H, W, N]`` of every level at the columns: ``[B, K, N]``."""
+        out = None
+        for lvl, p in enumerate(preds):
+            on, flat = self.on_level(lvl)
+            values = p.reshape(-1, p.shape[-1])[flat]
+            out = values if out is None else torch.where(on[..., None], values, out)
+        return out
+
+    def cell(self, dtype: torch.dtype) -> torch.Tensor:
+        """``[B, K, 2]``: the column's cell ``(gi, gj)`` as ``dtype``."""
+        return torch.stack((self.gi, self.gj), -1).to(dtype)
+
 
 def _pack(fields: dict[str, torch.Tensor], valid: torch.Tensor) -> dict[str, torch.Tensor]:
     """Keep the valid columns of every image, in order, padded to the largest count."""

@@ -28,32 +28,6 @@ class Assignment(NamedTuple):
     gt: torch.Tensor
 
 
-def level_index(cands: Candidates, lvl: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(on_level [B, C], flat [B, C])``: columns of level ``lvl`` and their map index (0 elsewhere)."""
-    on = cands.level == lvl
-    return on, torch.where(on, cands.flat, torch.zeros_like(cands.flat))
-
-
-def gather_predictions(preds: list[torch.Tensor], cands: Candidates) -> torch.Tensor:
-    """Raw predictions at every candidate column: ``[B, C, 5 + nc]``."""
-    out = None
-    for lvl, p in enumerate(preds):
-        on, flat = level_index(cands, lvl)
-        values = p.reshape(-1, p.shape[-1])[flat]
-        out = values if out is None else torch.where(on[..., None], values, out)
-    return out
-
-
-def decode_candidates(raw: torch.Tensor, cands: Candidates, anchors: torch.Tensor, strides: list[int]) -> torch.Tensor:
-    """Predicted xywh boxes in input pixels at the candidate cells: ``[B, C, 4]``."""
-    stride = torch.tensor(strides, dtype=raw.dtype, device=raw.device)[cands.level][..., None]  # [B, C, 1]
-    anchor = anchors[cands.level, cands.anchor]  # [B, C, 2] grid units
-    grid = torch.stack((cands.gi, cands.gj), -1).to(raw.dtype)
-    xy = (raw[..., :2].sigmoid() * 2 - 0.5 + grid) * stride
-    wh = (raw[..., 2:4].sigmoid() * 2) ** 2 * anchor * stride
-    return torch.cat((xy, wh), -1)
-
-
 def class_cost(raw: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """``[B, G, C]`` BCE between ``y = sqrt(sigmoid(cls) * sigmoid(obj))`` and each box's one-hot class.
 

@@ -1,7 +1,8 @@
 """Detection heads: IDetect (lead, implicit knowledge) with an optional auxiliary head (IAuxDetect).
 
 State-dict names follow the official heads: ``anchors`` (grid units), ``anchor_grid`` (pixels),
-``m.<i>`` lead 1x1 convs, ``ia.<i>``/``im.<i>`` implicit tensors, ``m2.<i>`` aux 1x1 convs.
+``m.<i>`` lead 1x1 convs, ``ia.<i>``/``im.<i>`` implicit tensors, ``m2.<i>`` aux 1x1 convs. The
+anchors, strides and box decoder are ``IDetect.geometry`` (:class:`~.head_geometry.HeadGeometry`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from ..nn.implicit import ImplicitA, ImplicitM
+from .head_geometry import HeadGeometry
 
 
 class HeadOutputs(NamedTuple):
@@ -68,18 +70,14 @@ class IDetect(nn.Module):
             aux_out = [self._shape(conv(x)) for conv, x in zip(self.m2, aux)]
         return HeadOutputs(out, aux_out)
 
+    @property
+    def geometry(self) -> HeadGeometry:
+        """Strides, anchors (read from this head's buffers at every use) and the box decoder."""
+        return HeadGeometry(self)
+
     def decode(self, maps: list[torch.Tensor]) -> torch.Tensor:
         """Raw maps -> ``[B, N, 5 + nc]``: cx, cy, w, h in input pixels, then sigmoid obj and classes."""
-        z = []
-        for i, p in enumerate(maps):
-            b, na, h, w, no = p.shape
-            y = p.sigmoid()
-            gy, gx = torch.meshgrid(torch.arange(h, device=p.device), torch.arange(w, device=p.device), indexing="ij")
-            grid = torch.stack((gx, gy), -1).view(1, 1, h, w, 2).to(p.dtype)
-            xy = (y[..., :2] * 2 - 0.5 + grid) * self.strides[i]
-            wh = (y[..., 2:4] * 2) ** 2 * self.anchor_grid[i].to(p.dtype)
-            z.append(torch.cat((xy, wh, y[..., 4:]), -1).view(b, -1, no))
-        return torch.cat(z, 1)
+        return self.geometry.decode(maps)
 
     @torch.no_grad()
     def fuse(self) -> None:

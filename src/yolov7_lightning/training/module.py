@@ -84,7 +84,7 @@ class YOLOv7Module(L.LightningModule):
             freeze_batchnorm(self.frozen)
             n = sum(p.numel() for m in self.frozen for p in m.parameters())
             log.info("freeze %s: %d parameters frozen (BatchNorm statistics too)", freeze, n)
-        self.loss_fn = YOLOv7Loss(self.model.num_classes, strides=list(self.model.arch.strides),
+        self.loss_fn = YOLOv7Loss(self.model.num_classes, geometry=self.model.detect.geometry,
                                   assigner=specs.assigner, image_size=image_size, **loss)
         self.optim, self.schedule = specs.optim, specs.schedule
         self.eval_cfg = dict(evaluation or {})
@@ -176,7 +176,7 @@ class YOLOv7Module(L.LightningModule):
     def _loss(self, outputs, targets: torch.Tensor):
         """The loss and the assigner in fp32, autocast off, whatever precision the network ran in."""
         with no_autocast(targets.device):
-            return self.loss_fn(fp32_outputs(outputs), targets.float(), self.model.detect.anchors)
+            return self.loss_fn(fp32_outputs(outputs), targets.float())
 
     def _backward_sync(self, step_follows: bool) -> contextlib.AbstractContextManager:
         """DDP: no gradient all-reduce on an accumulation micro-step (the gradients add up locally
