@@ -60,7 +60,7 @@ def test_weighted_draw_is_seeded_identical_across_ranks_and_skips_empty_images()
 
 
 def test_class_maps_travel_with_the_checkpoint():
-    from tests.unit.test_freeze import module
+    from tests.unit.training.test_freeze import module
 
     m = module(None)
     m.class_maps = [0.25, 0.5]

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tests.helpers import REPO, randomise_statistics
-from tests.unit.test_official_weights import random_official, save_official
+from tests.unit.models.test_official_weights import random_official, save_official
 from yolov7_lightning.eval import non_max_suppression
 from yolov7_lightning.eval.onnx_predict import OnnxDetector
 from yolov7_lightning.export import ExportCheckError, ExportOptions, Tolerances, export, load_source, source_from_model

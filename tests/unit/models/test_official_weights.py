@@ -38,7 +38,7 @@ TORCH_NN = {"conv": nn.Conv2d, "bn": nn.BatchNorm2d, "m": nn.ModuleList, "m2": n
 
 # Key -> shape of every tensor of the 14 official configs (training/deploy x 7 variants), measured
 # on the official YOLOv7 implementation and shipped compressed.
-OFFICIAL_KEYS = Path(__file__).resolve().parents[1] / "fixtures" / "official_keys.json.gz"
+OFFICIAL_KEYS = Path(__file__).resolve().parents[2] / "fixtures" / "official_keys.json.gz"
 
 
 def _official_shapes(form: str, variant: str) -> dict[str, tuple[int, ...]]:

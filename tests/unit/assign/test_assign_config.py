@@ -8,7 +8,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from tests.unit.test_assigner_parity import geometry_of
+from tests.unit.assign.test_assigner_parity import geometry_of
 from yolov7_lightning.assign import Assigner, HeadRule, check_heads, upgrade_legacy_config
 from yolov7_lightning.cli.paths import CONFIG_DIR
 from yolov7_lightning.config import register_configs

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.unit.test_assigner_parity import anchors_of, geometry_of, random_outputs, random_targets
+from tests.unit.assign.test_assigner_parity import anchors_of, geometry_of, random_outputs, random_targets
 from yolov7_lightning.assign import Assigner
 from yolov7_lightning.assign.simota import class_cost
 from yolov7_lightning.boxes import ciou, pairwise_iou

@@ -78,7 +78,7 @@ def test_unknown_key_names_the_group_and_the_key():
 
 
 def test_the_specs_are_the_schemas():
-    from tests.unit.test_assign_config import compose_with
+    from tests.unit.assign.test_assign_config import compose_with
 
     cfg = compose_with("+loss=yolov7_tiny", "+optim=sgd", "+schedule=scratch_p6", "model=yolov7-w6")
     assert to_spec(LossSpec, cfg.loss, "loss") == LossSpec(obj=1.0, cls=0.5)

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from tests.unit.test_assigner_parity import random_outputs, random_targets
+from tests.unit.assign.test_assigner_parity import random_outputs, random_targets
 from yolov7_lightning.assign import Assigner, find_candidates, pad_targets
 from yolov7_lightning.loss import YOLOv7Loss
 from yolov7_lightning.models import HeadGeometry, build_model

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from tests.unit.test_official_weights import assert_loaded, random_official, save_official
+from tests.unit.models.test_official_weights import assert_loaded, random_official, save_official
 from yolov7_lightning.cli.paths import CONFIG_DIR
 from yolov7_lightning.config import register_configs
 from yolov7_lightning.models import build_model

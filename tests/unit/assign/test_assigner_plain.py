@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from yolov7_lightning.testing import reference_plain as ref
-from tests.unit.test_assigner_parity import SCENARIOS, anchors_of, batched_positives, random_outputs, random_targets
+from tests.unit.assign.test_assigner_parity import SCENARIOS, anchors_of, batched_positives, random_outputs, random_targets
 from yolov7_lightning.assign import Assigner
 from yolov7_lightning.loss import YOLOv7Loss
 from yolov7_lightning.models import HeadGeometry
@@ -53,7 +53,7 @@ def test_plain_borders_and_no_dedup():
 
 
 def test_plain_config_group():
-    from tests.unit.test_assign_config import compose_with
+    from tests.unit.assign.test_assign_config import compose_with
 
     cfg = compose_with("assigner=plain", "model=yolov7")
     assigner = to_spec(Assigner, cfg.assigner, "assigner")
