@@ -15,6 +15,7 @@ from ..atomic import atomic_write_json
 from ..eval import format_per_class
 from ..eval.save_txt import write_yolo_txt
 from ..training.checkpoint import load_module
+from ..training.evaluation import evaluate
 from .app import hydra_app
 from .output import require_writable
 
@@ -27,27 +28,24 @@ def run(cfg: DictConfig) -> dict:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     require_writable(out_dir)
     module = load_module(cfg.ckpt, purpose="yolov7-eval")
-    module.eval_cfg.update(OmegaConf.to_container(cfg.evaluation, resolve=True))
-    module.eval_cfg["augment"] = bool(cfg.get("tta", False))  # official --augment ("augment" is the train group)
+    module.set_evaluation(module.eval_settings.updated(OmegaConf.to_container(cfg.evaluation, resolve=True),
+                                                       augment=bool(cfg.get("tta", False))))  # official --augment
     datamodule = instantiate(cfg.data, augment=None, stride=module.model.max_stride)
     if list(datamodule.names) != list(module.hparams.names or datamodule.names):
         raise ValueError(f"{cfg.ckpt} was trained on classes {module.hparams.names}, data has {datamodule.names}")
     trainer = instantiate(cfg.trainer, logger=False, max_epochs=1)
-    (trainer.validate if cfg.split == "val" else trainer.test)(module, datamodule=datamodule, verbose=False)
-    metrics = module.last_eval
-    module.evaluator.save_json(out_dir / "predictions_coco.json")
+    result = evaluate(trainer, module, datamodule, cfg.split)
+    result.detections.save_json(out_dir / "predictions_coco.json")
     extra = ""
     if cfg.get("save_txt"):
-        n = write_yolo_txt(module.evaluator, datamodule.dataset(cfg.split).index, out_dir, bool(cfg.get("save_conf")))
+        n = write_yolo_txt(result.detections, datamodule.dataset(cfg.split).index, out_dir, bool(cfg.get("save_conf")))
         extra = f", labels/ ({n} files)"
-    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    infer, nms, images = module.eval_seconds
-    speed = {"inference_ms": 1000 * infer / max(images, 1), "nms_ms": 1000 * nms / max(images, 1)}
-    speed["total_ms"] = speed["inference_ms"] + speed["nms_ms"]
+    scalars = dict(result.scalars)
+    speed = result.speed.per_image_ms()
     scalars["speed_ms"] = {k: round(v, 2) for k, v in speed.items()} | {"batch_size": datamodule.val_batch_size}
-    atomic_write_json(scalars | {"per_class": metrics.get("per_class")}, out_dir / "metrics.json", indent=2)
-    print(metrics.get("summary", ""))
-    print(format_per_class(metrics.get("per_class", {}), metrics.get("per_class_map50")))
+    atomic_write_json(scalars | {"per_class": result.per_class}, out_dir / "metrics.json", indent=2)
+    print(result.summary)
+    print(format_per_class(result.per_class, result.per_class_map50))
     print("Speed: {inference_ms:.1f}/{nms_ms:.1f}/{total_ms:.1f} ms inference/NMS/total per image at batch-size "
           "{batch_size} (the official speed task's thresholds: evaluation.conf_thres=0.25 evaluation.iou_thres=0.45)".format(**scalars["speed_ms"]))
     print(f"outputs: {out_dir}  (metrics.json, predictions_coco.json{extra})")

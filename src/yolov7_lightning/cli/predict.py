@@ -22,9 +22,8 @@ from omegaconf import DictConfig
 from ..data import ImageMeta, letterbox
 from ..data.image_io import ImageLoadError, decode_image
 from ..data.media import VideoOut, is_stream, media_files, open_capture, read_frames
-from ..eval import draw_detections, non_max_suppression, prediction_records, save_predictions
+from ..eval import Detector, TorchDetector, draw_detections, prediction_records, save_predictions
 from ..eval.save_txt import yolo_lines
-from ..models.checkpoint_reader import build_from, read_checkpoint
 from .app import hydra_app
 from .output import require_writable
 
@@ -34,48 +33,23 @@ log = logging.getLogger(__name__)
 BACKENDS = ("pytorch", "onnx")
 
 
-class TorchDetector:
-    """The PyTorch path: a training checkpoint's EMA weights (or a deploy file, or an official .pt),
-    the official NMS."""
-
-    def __init__(self, ckpt: str):
-        source = read_checkpoint(ckpt, kinds=("training", "deploy", "official"), purpose="yolov7-predict")
-        self.model = build_from(source)
-        self.names = list(source.names or [])
-        self.category_ids = (source.hparams or {}).get("category_ids")
-        self.channels_last = bool((source.hparams or {}).get("channels_last", False))  # the model's memory format
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        self.stride = self.model.max_stride
-        self.image_size = source.image_size
-
-    @torch.no_grad()
-    def detect(self, x: torch.Tensor, conf_thres: float, iou_thres: float, max_det: int,
-               classes: list[int] | None = None, agnostic: bool = False) -> list[torch.Tensor]:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return non_max_suppression(self.model(x), conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det,
-                                   multi_label=False, classes=classes, agnostic=agnostic)
-
-
-def make_detector(cfg: DictConfig):
+def make_detector(cfg: DictConfig) -> Detector:
+    """The detector of ``backend``: a checkpoint's network (PyTorch) or an exported graph (ONNX Runtime)."""
     if cfg.backend not in BACKENDS:
         raise ValueError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
     if cfg.backend == "pytorch":
         if not cfg.ckpt:
             raise ValueError("backend=pytorch needs ckpt=<training checkpoint, deploy file or official .pt>")
-        return TorchDetector(cfg.ckpt)
+        return TorchDetector.from_checkpoint(cfg.ckpt, purpose="yolov7-predict")
     if not cfg.model:
         raise ValueError("backend=onnx needs model=<model.onnx>")
     from ..eval.onnx_predict import OnnxDetector
 
-    detector = OnnxDetector(cfg.model)
-    detector.category_ids = None
-    return detector
+    return OnnxDetector(cfg.model)
 
 
-def input_size(cfg: DictConfig, detector) -> tuple[int, int]:
-    fixed = getattr(detector, "fixed_size", None)
+def input_size(cfg: DictConfig, detector: Detector) -> tuple[int, int]:
+    fixed = detector.fixed_size
     if fixed:
         return tuple(fixed)
     size = cfg.img_size or detector.image_size or 640

@@ -33,6 +33,7 @@ from ..training.callbacks import DeployExport, LogRunInfo, ValidationVisuals, YO
 from ..training.checkpoint_io import AtomicCheckpointIO
 from ..training.cluster import link_submitit_logs, resolve_ckpt_path
 from ..training.ddp import ReplicaConsistency, end_job
+from ..training.evaluation import evaluate
 from ..training.module import YOLOv7Module
 from ..training.precision import describe_cpu_precision
 from ..training.specs import module_specs
@@ -144,20 +145,20 @@ def run(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     seconds = time.perf_counter() - start
-    evaluation = getattr(module, "last_eval", {}) or {}
+    evaluation = module.eval_result.scalars if module.eval_result is not None else {}  # the last validation
     best = trainer.checkpoint_callbacks[0]
     metrics = {
         "map": evaluation.get("map"), "map50": evaluation.get("map50"), "fitness": evaluation.get("fitness"),
         "val_images": evaluation.get("num_images"), "val_detections": evaluation.get("num_detections"),
         "epochs": trainer.current_epoch, "train_seconds": round(seconds, 1),
         "best_checkpoint": best.best_model_path, "last_checkpoint": str(out_dir / "checkpoints" / "last.ckpt"),
-        "nonfinite_skipped": module.nonfinite_total, "per_class": evaluation.get("per_class"),
+        "nonfinite_skipped": module.nonfinite_total,
+        "per_class": module.eval_result.per_class if module.eval_result is not None else None,
         "seed": cfg.seed, "overrides": list(hydra_cfg.overrides.task), "model": model_summary,
         "autoanchor": getattr(module, "anchor_fit", None),
     }
     if cfg.test_after_fit:
-        trainer.test(module, datamodule=datamodule)
-        metrics["test"] = {k: v for k, v in module.last_eval.items() if isinstance(v, float)}
+        metrics["test"] = evaluate(trainer, module, datamodule, "test", verbose=True).floats()
     if trainer.is_global_zero:
         atomic_write_json(metrics, out_dir / "metrics.json", indent=2)
         print(f"mAP@.5 {metrics['map50']:.4f}  mAP@.5:.95 {metrics['map']:.4f}  in {seconds:.0f} s "

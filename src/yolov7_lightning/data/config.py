@@ -47,15 +47,13 @@ class SourceConfig:
     kind ``shapes``: generated into ``root`` (null: the user cache dir) with the ``shapes_*`` fields.
     kind ``coco``: ``splits.<name> = {images: dir, annotations: json}`` relative to ``root``.
     kind ``yolo``: ``splits.<name> = images dir`` relative to ``root``; ``names`` the classes.
-    Split names: train, val, test (test falls back to val). ``predict`` (optional): a folder of
-    images for the predict loader (default: the test split).
+    Split names: train, val, test (test falls back to val).
     """
 
     kind: str = "shapes"
     root: Optional[str] = None
     splits: dict[str, Any] = field(default_factory=dict)
     names: Optional[list[str]] = None
-    predict: Optional[str] = None
     verify_images: bool = True
     num_train: int = 2000
     num_val: int = 200

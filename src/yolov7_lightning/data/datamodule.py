@@ -1,4 +1,7 @@
-"""``YoloDataModule``: train / val / test / predict loaders producing the Batch contract."""
+"""``YoloDataModule``: train / val / test loaders producing the Batch contract. What changes from one
+training epoch to the next (order, image weights, close-mosaic) is set by :class:`.epoch_data.TrainEpochData`
+from what this module says (:meth:`YoloDataModule.mosaic_off_epoch`, :meth:`YoloDataModule.image_weights_for`).
+Prediction (images, videos, streams) does not go through a DataModule: ``yolov7-predict``, ``eval/detector.py``."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import logging
 from functools import partial
 
 import lightning as L
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, SequentialSampler
@@ -15,9 +19,10 @@ from .collate import collate
 from .config import AugmentConfig
 from .dataset import DetectionDataset
 from .image_io import ImageCache
+from .image_weights import class_counts, epoch_image_weights
 from .records import DatasetError, single_class
 from .samplers import RectBatchSampler, RectTrainBatchSampler, TrainBatchSampler
-from .sources import as_source, first_class_difference, predict_index, split_index, yolo_class_count
+from .sources import as_source, first_class_difference, split_index, yolo_class_count
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,9 @@ class YoloDataModule(L.LightningDataModule):
         single_cls: train and evaluate every box as one class (official ``--single-cls``).
         rect: rectangular training batches, no mosaic (official ``--rect``).
         image_weights: draw training images by class rarity and per-class mAP (official ``--image-weights``).
+
+    Per epoch (through :class:`.epoch_data.TrainEpochData`): :meth:`mosaic_off_epoch` (``augment.close_mosaic``)
+    and :meth:`image_weights_for` (the last validation's per-class mAPs).
     """
 
     def __init__(self, source=None, augment=None, img_size=640, batch_size: int = 16,
@@ -80,6 +88,7 @@ class YoloDataModule(L.LightningDataModule):
                              "--image-weights): choose one")
         self.datasets: dict[str, DetectionDataset] = {}
         self._read_indexes: dict = {}  # split -> DatasetIndex as read, for the class-list check
+        self._train_counts: np.ndarray | None = None  # [n_images, nc] boxes per class (image weights)
 
     # ---- datasets ------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -87,14 +96,11 @@ class YoloDataModule(L.LightningDataModule):
             split_index(self.source, "val")
 
     def dataset(self, split: str) -> DetectionDataset:
-        """The dataset of ``split`` (train | val | test | predict), built and reported on first use."""
+        """The dataset of ``split`` (train | val | test), built and reported on first use."""
         if split not in self.datasets:
-            if split == "predict":
-                index = predict_index(self.source, self.dataset("val").names if self.source.predict else None)
-            else:
-                index = split_index(self._class_source(), split)
-                self._check_classes(split, index)
-                self._read_indexes[split] = index  # as read (before single_cls): what the splits are compared on
+            index = split_index(self._class_source(), split)
+            self._check_classes(split, index)
+            self._read_indexes[split] = index  # as read (before single_cls): what the splits are compared on
             index.report.log_once()
             if self.single_cls:
                 index = single_class(index)
@@ -134,7 +140,7 @@ class YoloDataModule(L.LightningDataModule):
             log.warning("%s (%s): no boxes of %d class(es): %s", index.report.source, split, len(empty),
                         ", ".join(empty[:10]) + (" ..." if len(empty) > 10 else ""))
     def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
         for split in wanted.get(stage, ("train", "val")):
             self.dataset(split)
 
@@ -153,12 +159,22 @@ class YoloDataModule(L.LightningDataModule):
                           pin_memory=self.pin_memory, persistent_workers=self.persistent_workers,
                           collate_fn=partial(collate, float_images=not self.transfer_uint8))
 
-    def _mosaic_off_epoch(self) -> int | None:
+    # ---- per training epoch (set by TrainEpochData at each epoch start) ---------------------------
+    def mosaic_off_epoch(self, max_epochs: int | None) -> int | None:
+        """The first epoch without mosaic (and mixup) in a run of ``max_epochs``: the last
+        ``augment.close_mosaic`` epochs; ``None``: mosaic all along."""
         n = self.augment.close_mosaic if self.augment else 0
-        max_epochs = getattr(getattr(self, "trainer", None), "max_epochs", None)
         if not n or not max_epochs or max_epochs < 0:
             return None
         return max(0, max_epochs - n)
+
+    def image_weights_for(self, class_maps: list[float] | None) -> np.ndarray:
+        """Per-image sampling weights of the training set (official ``--image-weights``) from the
+        per-class mAPs of the last validation (``None``: before the first)."""
+        if self._train_counts is None:
+            ds = self.dataset("train")
+            self._train_counts = class_counts(ds.index, len(ds.names))
+        return epoch_image_weights(self._train_counts, class_maps)
 
     def train_dataloader(self) -> DataLoader:
         ds = self.dataset("train")
@@ -168,7 +184,7 @@ class YoloDataModule(L.LightningDataModule):
                                                           seed=self.seed, shuffle=self.shuffle, stride=self.stride))
         sampler = TrainBatchSampler(SequentialSampler(ds), self.batch_size, False, dataset_len=len(ds),
                                     img_size=self.img_size, seed=self.seed, shuffle=self.shuffle,
-                                    mosaic_off_epoch=self._mosaic_off_epoch(), image_weights=self.image_weights)
+                                    image_weights=self.image_weights)
         return self._loader(ds, sampler)
 
     def _eval_loader(self, split: str) -> DataLoader:
@@ -182,9 +198,6 @@ class YoloDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader("predict")
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
         """Move the tensors; ``meta`` (frozen dataclasses) stays on the host."""

@@ -6,7 +6,8 @@ Both take the ``sampler`` Lightning injects (a ``DistributedSampler`` under DDP)
 * :class:`TrainBatchSampler`: a fresh permutation per epoch from ``(seed, epoch)`` (with
   ``image_weights``: a weighted draw with replacement, weights set per epoch), split across
   ranks like ``DistributedSampler`` (padded to a multiple of the world size), per-sample seeds, and
-  mosaic switched off from epoch ``mosaic_off_epoch``.
+  mosaic switched off from epoch ``mosaic_off_epoch``. In training, the epoch, the image weights and
+  ``mosaic_off_epoch`` are set at each epoch start by :class:`.epoch_data.TrainEpochData`.
 * :class:`RectTrainBatchSampler` (official ``--rect``): training batches of similar aspect ratio
   (the rectangular shapes of evaluation, pad 0), no mosaic; the batch order is shuffled per epoch
   from ``(seed, epoch)`` and batch k goes to rank k mod world (the list padded so every rank has as
@@ -36,7 +37,8 @@ def _world(sampler) -> tuple[int, int]:
 
 
 class TrainBatchSampler(BatchSampler):
-    """Shuffled (or ordered) training batches of keys; ``set_epoch`` is called by Lightning."""
+    """Shuffled (or ordered) training batches of keys; ``set_epoch`` (and ``set_image_weights``,
+    ``set_mosaic_off_epoch``) before each epoch (:class:`.epoch_data.TrainEpochData`)."""
 
     def __init__(self, sampler: Sampler | None, batch_size: int, drop_last: bool = False, *, dataset_len: int,
                  img_size: tuple[int, int], seed: int = 0, shuffle: bool = True,
@@ -56,6 +58,10 @@ class TrainBatchSampler(BatchSampler):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self._explicit_epoch = int(epoch), True
+
+    def set_mosaic_off_epoch(self, epoch: int | None) -> None:
+        """Mosaic (and mixup) off from ``epoch`` on (close-mosaic); ``None``: never off."""
+        self.mosaic_off_epoch = None if epoch is None else int(epoch)
 
     def set_image_weights(self, weights: np.ndarray) -> None:
         """Per-image sampling weights of the coming epoch (official ``--image-weights``): the epoch

@@ -89,10 +89,3 @@ def first_class_difference(a: DatasetIndex, b: DatasetIndex) -> str | None:
         if pa != pb:
             return f"class {i}: {pa} vs {pb} ({len(pairs_a)} vs {len(pairs_b)} categories)"
     return None
-
-
-def predict_index(src: SourceConfig, names: list[str] | None) -> DatasetIndex:
-    """Unlabelled folder ``source.predict`` (images only), or the test split."""
-    if src.predict:
-        return load_yolo(Path(src.predict), names, src.verify_images)
-    return split_index(src, "test")

@@ -1,5 +1,6 @@
 """Evaluation: NMS with the official test protocol, COCO bbox evaluation (pycocotools, or
-torchmetrics as an alternative backend), drawing, and prediction records. See docs/evaluation.md.
+torchmetrics as an alternative backend), the detectors (the one prediction path: ``TorchDetector``,
+``OnnxDetector``), drawing, and prediction records. See docs/evaluation.md.
 
 Typical use (one validation pass)::
 
@@ -19,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from ..data.records import DatasetIndex
 from .base import DetectionEvaluator, load_ground_truth
 from .coco_eval import CocoEvaluator
+from .detector import Detector, TorchDetector
 from .draw import draw_detections
 from .mapping import detections_to_original
 from .nms import non_max_suppression
@@ -27,7 +29,8 @@ from .summary import COCO_METRICS, format_per_class, format_summary
 from .torchmetrics_eval import TorchmetricsEvaluator
 
 __all__ = [
-    "COCO_METRICS", "CocoEvaluator", "DetectionEvaluator", "TorchmetricsEvaluator", "detections_to_original",
+    "COCO_METRICS", "CocoEvaluator", "DetectionEvaluator", "Detector", "TorchDetector", "TorchmetricsEvaluator",
+    "detections_to_original",
     "draw_detections", "format_per_class", "format_summary", "ground_truth_of", "load_ground_truth",
     "make_evaluator", "non_max_suppression", "prediction_records", "save_predictions",
 ]

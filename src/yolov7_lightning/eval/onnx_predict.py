@@ -1,4 +1,5 @@
-"""ONNX Runtime prediction with the output of the PyTorch path (``model(x)`` + ``non_max_suppression``).
+"""ONNX Runtime prediction: the :class:`~.detector.Detector` of an exported graph, with the output of
+the PyTorch one (:class:`~.detector.TorchDetector`: the network's eval output + ``non_max_suppression``).
 
     det = OnnxDetector("model.onnx")
     dets = det.detect(x, conf_thres=0.25, iou_thres=0.45, max_det=300)   # x: [B, 3, H, W] float in [0, 1]
@@ -17,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .nms import non_max_suppression
+from .detector import Detector
 
 
-class OnnxDetector:
+class OnnxDetector(Detector):
     """An exported YOLOv7 ONNX graph on ONNX Runtime (CPU by default).
 
     Attributes: ``names`` (class names, or ``None``), ``stride`` (max stride: input sides must be
@@ -78,16 +79,16 @@ class OnnxDetector:
                agnostic: bool = False) -> list[torch.Tensor]:
         """``images`` float32 ``[B, 3, H, W]`` RGB in [0, 1], letterboxed to multiples of ``stride`` ->
         ``B`` float32 tensors ``[n, 6]``: x1, y1, x2, y2 (input pixels), score, class; highest scores
-        first (the output of :func:`non_max_suppression`). ``classes``: keep only these class ids;
+        first (the output of :meth:`Detector.detect`). ``classes``: keep only these class ids;
         ``agnostic``: class-blind NMS (not possible with the class-aware NMS inside a graph)."""
         if agnostic and self.has_nms:
             raise ValueError("this ONNX model has class-aware NMS inside; export it with nms=false to predict with "
                              "agnostic_nms=true")
+        if not self.has_nms:  # the PyTorch path's NMS on the graph's predictions
+            return super().detect(images, conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det,
+                                  multi_label=multi_label, classes=classes, agnostic=agnostic)
         out = self.raw(images)
         n = len(images)
-        if not self.has_nms:
-            return non_max_suppression(out, conf_thres=conf_thres, iou_thres=iou_thres, multi_label=multi_label,
-                                       max_det=max_det, classes=classes, agnostic=agnostic)
         if self.nms and abs(float(self.nms.get("iou_thres", iou_thres)) - iou_thres) > 1e-9:
             warnings.warn(f"this ONNX model has NMS inside with iou_thres={self.nms['iou_thres']}, which is used "
                           f"instead of iou_thres={iou_thres} (export without NMS to choose it at prediction)")

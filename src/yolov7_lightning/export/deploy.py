@@ -34,7 +34,7 @@ from ..models.checkpoint_reader import (
 )
 from ..models.fuse import to_deploy
 
-__all__ = ["DEPLOY_FORMAT", "DEPLOY_VERSION", "ExportSource", "default_names", "is_deploy_checkpoint", "load_deploy",
+__all__ = ["DEPLOY_FORMAT", "DEPLOY_VERSION", "ExportSource", "default_names", "load_deploy",
            "load_source", "model_spec", "save_deploy", "source_from_model"]
 
 
@@ -68,10 +68,6 @@ def save_deploy(source: ExportSource, path: str | Path, deploy: YOLOv7 | None = 
     payload = {"format": DEPLOY_FORMAT, "version": DEPLOY_VERSION, "model": dict(source.spec),
                "names": list(source.names), "image_size": int(source.image_size), "state_dict": state}
     return atomic_torch_save(payload, path)
-
-
-def is_deploy_checkpoint(obj: Any) -> bool:
-    return isinstance(obj, dict) and obj.get("format") == DEPLOY_FORMAT
 
 
 def load_deploy(path: str | Path) -> YOLOv7:

@@ -234,22 +234,6 @@ class YOLOv7(nn.Module):
     def decode(self, outputs: HeadOutputs) -> torch.Tensor:
         return self.detect.decode(outputs.lead)
 
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor, pad_value: float = 114 / 255) -> torch.Tensor:
-        """Eval output for images of any size: pads bottom/right to a multiple of ``max_stride``
-        (so box coordinates stay in the input's pixel frame), then decodes like ``forward``."""
-        h, w = images.shape[-2:]
-        s = self.max_stride
-        pad_h, pad_w = (-int(h)) % s, (-int(w)) % s
-        if pad_h or pad_w:
-            images = torch.nn.functional.pad(images, (0, pad_w, 0, pad_h), value=pad_value)
-        was_training = self.training
-        self.eval()
-        try:
-            return self(images)
-        finally:
-            self.train(was_training)
-
     def forward(self, x: torch.Tensor):
         if self.training:
             return self.forward_heads(x)

@@ -6,7 +6,9 @@ loads with ``weights_only=True``.
 Optimisation is manual, to follow the official recipe exactly: per-iteration warm-up of lr,
 momentum and accumulation, an optimizer step when ``iteration % accumulate == 0``, the loss
 multiplied by the world size under DDP, and the per-epoch LR schedule (set from the epoch number
-at each epoch start, which keeps a resumed run exact).
+at each epoch start, which keeps a resumed run exact). Each epoch's data (order, image weights,
+close-mosaic) is set on the data side (:class:`~yolov7_lightning.data.epoch_data.TrainEpochData`).
+Every validation / test pass leaves its :class:`~.evaluation.EvalResult` in ``eval_result``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import contextlib
 import logging
 import math
 import random
-import time
 from typing import Any
 
 import lightning as L
@@ -24,11 +25,12 @@ import torch.nn.functional as F
 from lightning.pytorch.strategies import ParallelStrategy
 
 from ..assign import Assigner, check_heads
-from ..data.image_weights import class_counts, epoch_image_weights
-from ..eval import make_evaluator, non_max_suppression
+from ..data.epoch_data import TrainEpochData
+from ..eval import non_max_suppression
 from ..eval.tta import predict_augmented
 from ..loss import LossSpec, YOLOv7Loss
 from ..models import ModelSpec, build_model
+from .evaluation import EvalPass, EvalResult, EvalSettings, fitness  # noqa: F401  (fitness: re-exported)
 from .freeze import apply_freeze, freeze_batchnorm
 from .optim import LRLambda, OptimSpec, ScheduleSpec, WarmUp, accumulation, build_optimizer
 from .precision import compile_backend, fp32_outputs, no_autocast, to_memory_format
@@ -39,11 +41,6 @@ log = logging.getLogger(__name__)
 
 def batch_device(module: L.LightningModule) -> torch.device:
     return next(module.model.parameters()).device
-
-
-def fitness(metrics: dict[str, float]) -> float:
-    """Official best-checkpoint criterion: 0.1 * mAP@.5 + 0.9 * mAP@.5:.95."""
-    return 0.1 * metrics["map50"] + 0.9 * metrics["map"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -87,14 +84,20 @@ class YOLOv7Module(L.LightningModule):
         self.loss_fn = YOLOv7Loss(self.model.num_classes, geometry=self.model.detect.geometry,
                                   assigner=specs.assigner, image_size=image_size, **loss)
         self.optim, self.schedule = specs.optim, specs.schedule
-        self.eval_cfg = dict(evaluation or {})
+        self.eval_settings = EvalSettings.from_config(evaluation)  # yolov7-eval gives others: set_evaluation
         s = self.schedule
         self.warmup = WarmUp(s.warmup_epochs, s.warmup_min_iters, s.warmup_momentum, s.warmup_bias_lr)
         self.iteration = 0  # batches seen over the whole run (the official ``ni``)
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
-        self.evaluator = None
+        self.eval_result: EvalResult | None = None  # the last validation / test pass (evaluate() returns it)
+        self._eval_pass: EvalPass | None = None
         self.class_maps: list[float] | None = None  # per-class mAP@.5:.95 of the last validation (image weights)
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The callback this module's training needs, whoever builds the Trainer: each epoch's data
+        (order, image weights, close-mosaic) set on the data side at the epoch start."""
+        return [TrainEpochData()]
 
     def train(self, mode: bool = True):
         """Frozen modules keep their BatchNorm layers in eval mode (running statistics fixed)."""
@@ -117,14 +120,7 @@ class YOLOv7Module(L.LightningModule):
         return opt
 
     def on_train_epoch_start(self) -> None:
-        """lr = lr0 x schedule(epoch), and the data order of this epoch, both set from the epoch number
-        (Lightning hands a resumed run's first epoch index 0 to ``set_epoch``; this keeps it exact)."""
-        batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
-        if callable(getattr(batch_sampler, "set_epoch", None)):
-            batch_sampler.set_epoch(self.current_epoch)
-        if getattr(batch_sampler, "image_weights", False):  # official --image-weights: from the last validation
-            counts = class_counts(self.trainer.datamodule.dataset("train").index, self.model.num_classes)
-            batch_sampler.set_image_weights(epoch_image_weights(counts, self.class_maps))
+        """lr = lr0 x schedule(epoch), set from the epoch number (which keeps a resumed run exact)."""
         if self.frozen:  # Lightning restores module modes around validation; frozen BN stays in eval mode
             freeze_batchnorm(self.frozen)
         factor = self.lr_lambda(self.current_epoch)
@@ -252,56 +248,46 @@ class YOLOv7Module(L.LightningModule):
         self.class_maps = state.get("class_maps")
 
     # ---- evaluation -------------------------------------------------------------------------------
-    def _start_eval(self, split: str) -> None:
-        self.eval_seconds = [0.0, 0.0, 0]  # inference (+ validation loss), NMS, images
-        dataset = self.trainer.datamodule.dataset(split)
-        index = dataset.index
-        self.evaluator = make_evaluator(self.eval_cfg.get("backend", "pycocotools"), index=index)
+    def set_evaluation(self, settings: EvalSettings) -> None:
+        """The settings of the next evaluation passes (``yolov7-eval``: its ``evaluation`` group and ``tta``)."""
+        self.eval_settings = settings
 
-    def _clock(self) -> float:
-        if batch_device(self).type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter()
+    def _start_eval(self, split: str) -> None:
+        index = self.trainer.datamodule.dataset(split).index  # the ground truth of the split evaluated
+        self._eval_pass = EvalPass.start(split, self.eval_settings, index, batch_device(self))
 
     def _eval_step(self, batch: dict, split: str) -> None:
         with no_autocast(batch["images"].device):  # fp32: the reported mAP does not depend on the precision
             self._eval_step_fp32(batch, split)
 
     def _eval_step_fp32(self, batch: dict, split: str) -> None:
-        t0 = self._clock()
+        run, settings = self._eval_pass, self.eval_settings
+        t0 = run.clock()
         outputs = self.model.forward_heads(self._images(batch))
-        t_forward = self._clock() - t0
+        t_forward = run.clock() - t0
         result = self._loss(outputs, batch["targets"])  # the training assigner
         self.log_dict({f"{split}/loss_{k}": v for k, v in result.components.items()}, on_epoch=True,
                       batch_size=batch["images"].shape[0], sync_dist=True)
-        t0 = self._clock()
-        if self.eval_cfg.get("augment", False):  # official --augment: three views, merged by the NMS below
+        t0 = run.clock()
+        if settings.augment:  # official --augment: three views, merged by the NMS below
             was_training = self.model.training
             self.model.eval()
             decoded = predict_augmented(self.model, batch["images"], self.model.max_stride)
             self.model.train(was_training)
         else:
             decoded = self.model.decode(outputs)
-        t1 = self._clock()
-        dets = non_max_suppression(decoded, conf_thres=self.eval_cfg.get("conf_thres", 0.001),
-                                   iou_thres=self.eval_cfg.get("iou_thres", 0.65),
-                                   max_det=self.eval_cfg.get("max_det", 300),
-                                   multi_label=self.eval_cfg.get("multi_label", True))
-        t2 = self._clock()  # official test.py speed figures: inference (forward + decode / TTA) and NMS
-        n = batch["images"].shape[0]
-        self.eval_seconds = [a + b for a, b in zip(self.eval_seconds, (t_forward + t1 - t0, t2 - t1, n))]
-        self.evaluator.update(dets, batch["meta"])
+        t1 = run.clock()
+        dets = non_max_suppression(decoded, **settings.nms_kwargs())
+        t2 = run.clock()  # official test.py speed figures: inference (forward + decode / TTA) and NMS
+        run.add(dets, batch["meta"], inference=t_forward + t1 - t0, nms=t2 - t1)
 
-    def _end_eval(self, split: str) -> dict[str, float]:
-        self.evaluator.gather()
-        metrics = self.evaluator.compute()
-        scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-        scalars["fitness"] = fitness(scalars)
-        self.log_dict({f"{split}/{k}": v for k, v in scalars.items()}, sync_dist=False)
-        self.last_eval = metrics | {"fitness": scalars["fitness"]}
-        if split == "val" and isinstance(metrics.get("per_class"), dict):  # absent classes take the overall mAP
-            self.class_maps = [v if v >= 0 else max(scalars.get("map", 0.0), 0.0) for v in metrics["per_class"].values()]
-        return scalars
+    def _end_eval(self, split: str) -> EvalResult:
+        result, self._eval_pass = self._eval_pass.finish(), None
+        self.log_dict({f"{split}/{k}": float(v) for k, v in result.scalars.items()}, sync_dist=False)
+        self.eval_result = result
+        if split == "val":  # image weights: absent classes take the overall mAP
+            self.class_maps = result.class_maps()
+        return result
 
     def on_validation_epoch_start(self) -> None:
         self._start_eval("val")
@@ -320,10 +306,3 @@ class YOLOv7Module(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._end_eval("test")
-
-    def predict_step(self, batch: dict, batch_idx: int):
-        with no_autocast(batch["images"].device):
-            dets = non_max_suppression(self.model(self._images(batch)), conf_thres=self.eval_cfg.get("predict_conf", 0.25),
-                                       iou_thres=self.eval_cfg.get("predict_iou", 0.45),
-                                       max_det=self.eval_cfg.get("max_det", 300), multi_label=False)
-        return dets, batch["meta"]

@@ -102,15 +102,3 @@ def test_input_not_divisible_by_stride():
     model = build_model("yolov7-w6").eval()
     with pytest.raises(ValueError, match="not divisible by the max stride 64"):
         model(torch.zeros(1, 3, 96, 128))
-
-
-def test_predict_pads_any_input_size():
-    torch.manual_seed(0)
-    model = build_model("yolov7-tiny", num_classes=2).eval()
-    x = torch.rand(1, 3, 100, 70)
-    out = model.predict(x)
-    padded = torch.nn.functional.pad(x, (0, 26, 0, 28), value=114 / 255)  # to 128 x 96
-    with torch.no_grad():
-        assert torch.equal(out, model(padded))
-    assert out.shape == (1, 3 * (16 * 12 + 8 * 6 + 4 * 3), 7)
-    assert not model.training

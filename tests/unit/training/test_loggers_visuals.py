@@ -17,6 +17,7 @@ from yolov7_lightning.training.callbacks.visuals import (
     objectness_maps,
     per_class_rows,
 )
+from yolov7_lightning.training.evaluation import EvalResult
 from yolov7_lightning.training.loggers import run_group, run_name, wandb_logger
 
 
@@ -70,5 +71,7 @@ def test_due_every_n_epochs_and_the_last():
 
 
 def test_per_class_rows():
-    rows = per_class_rows({"per_class": {"a": 0.25, "b": -1.0}, "per_class_map50": {"a": 0.5, "b": -1.0}})
+    result = EvalResult("val", {}, per_class={"a": 0.25, "b": -1.0}, per_class_map50={"a": 0.5, "b": -1.0})
+    rows = per_class_rows(result)
     assert rows == [["a", 0.25, 0.5], ["b", -1.0, -1.0]]
+    assert per_class_rows(None) == []

@@ -29,8 +29,9 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from PIL import Image, ImageDraw, ImageFont
 
 from ...boxes import xywh_to_xyxy
+from ...eval.detector import TorchDetector
 from ...eval.draw import draw_detections
-from ...eval.nms import non_max_suppression
+from ..evaluation import EvalResult
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +151,14 @@ class ValidationVisuals(L.Callback):
         self.snapshot = self.capture(pl_module, batch, trainer.current_epoch, trainer.global_step)
 
     def capture(self, pl_module: L.LightningModule, batch: dict, epoch: int = 0, step: int = 0) -> Snapshot:
-        """Predictions, ground truth and objectness maps of the first ``num_images`` of ``batch``."""
+        """Predictions, ground truth and objectness maps of the first ``num_images`` of ``batch`` (the
+        predictions through :class:`~yolov7_lightning.eval.detector.TorchDetector`, as ``yolov7-predict``)."""
         model = pl_module.model
         images = batch["images"][: self.num_images]
         if images.dtype == torch.uint8:
             images = images.float() / 255
-        heads = model.forward_heads(images)
-        dets = non_max_suppression(model.decode(heads), conf_thres=self.conf_thres, iou_thres=self.iou_thres,
-                                   max_det=self.max_det, multi_label=False)
+        dets, heads = TorchDetector(model).detect_with_heads(images, conf_thres=self.conf_thres,
+                                                             iou_thres=self.iou_thres, max_det=self.max_det)
         targets = batch["targets"].detach()
         gts = []
         for i in range(len(images)):
@@ -176,7 +177,7 @@ class ValidationVisuals(L.Callback):
         if snap is None:
             return
         names = [str(n) for n in (pl_module.hparams.get("names") or [])]
-        rows = per_class_rows(getattr(pl_module, "last_eval", None) or {})
+        rows = per_class_rows(pl_module.eval_result)
         picture_loggers = 0
         for logger in trainer.loggers:
             try:
@@ -259,10 +260,10 @@ class ValidationVisuals(L.Callback):
         logger.experiment.log(record)
 
 
-def per_class_rows(evaluation: dict) -> list[list[Any]]:
-    """``[class, AP@.5:.95, AP@.5]`` per class from an evaluator's ``compute()`` (-1: no ground truth)."""
-    ap = evaluation.get("per_class") or {}
-    ap50 = evaluation.get("per_class_map50") or {}
+def per_class_rows(result: EvalResult | None) -> list[list[Any]]:
+    """``[class, AP@.5:.95, AP@.5]`` per class of an evaluation pass's result (-1: no ground truth)."""
+    ap = result.per_class if result is not None else {}
+    ap50 = result.per_class_map50 if result is not None else {}
     return [[str(name), round(float(v), 5), round(float(ap50.get(name, -1.0)), 5)] for name, v in ap.items()]
 
 

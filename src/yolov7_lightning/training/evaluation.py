@@ -1,0 +1,168 @@
+"""Evaluation passes of the LightningModule: the settings they are given, the result they return.
+
+- :class:`EvalSettings`: backend and NMS protocol (the ``evaluation`` config group) and test-time
+  augmentation; given to the module (constructor, or :meth:`YOLOv7Module.set_evaluation`), never
+  edited in place.
+- :class:`EvalResult`: one validation or test pass: the scalars (the 12 COCO numbers, image and
+  detection counts, fitness), the per-class tables, the text summary, the speed, and the evaluator
+  holding the pass's detections (COCO results JSON, ``save_txt``). The module keeps the result of its
+  last pass as ``YOLOv7Module.eval_result``; :func:`evaluate` runs a pass and returns it.
+- :class:`EvalPass`: what one pass accumulates (the evaluator, the clocks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import lightning as L
+import torch
+
+from ..data.collate import ImageMeta
+from ..eval import DetectionEvaluator, make_evaluator
+
+if TYPE_CHECKING:
+    from .module import YOLOv7Module
+
+__all__ = ["EvalPass", "EvalResult", "EvalSettings", "EvalSpeed", "evaluate", "fitness"]
+
+
+def fitness(metrics: Mapping[str, float]) -> float:
+    """Official best-checkpoint criterion: 0.1 * mAP@.5 + 0.9 * mAP@.5:.95."""
+    return 0.1 * metrics["map50"] + 0.9 * metrics["map"]
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How a validation / test pass evaluates: ``backend`` (pycocotools | torchmetrics), the NMS of the
+    official test protocol (``conf_thres``, ``iou_thres``, ``max_det``, ``multi_label``) and ``augment``
+    (official ``--augment``: test-time augmentation, ``yolov7-eval tta=true``)."""
+
+    backend: str = "pycocotools"
+    conf_thres: float = 0.001
+    iou_thres: float = 0.65
+    max_det: int = 300
+    multi_label: bool = True
+    augment: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | None = None, **overrides: Any) -> EvalSettings:
+        """From an ``evaluation`` config dict (keys of other commands, e.g. ``predict_conf``, are not
+        this pass's and are left out), ``overrides`` last."""
+        return cls().updated(cfg, **overrides)
+
+    def updated(self, cfg: Mapping[str, Any] | None = None, **overrides: Any) -> EvalSettings:
+        """A copy with the fields that ``cfg`` and ``overrides`` give (``overrides`` last)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        given = {k: v for k, v in {**dict(cfg or {}), **overrides}.items() if k in names}
+        return dataclasses.replace(self, **given)
+
+    def nms_kwargs(self) -> dict[str, Any]:
+        return {"conf_thres": self.conf_thres, "iou_thres": self.iou_thres, "max_det": self.max_det,
+                "multi_label": self.multi_label}
+
+
+@dataclass(frozen=True)
+class EvalSpeed:
+    """Seconds spent over a pass (official ``test.py`` speed figures): ``inference`` (forward pass
+    and decoding; the three views with TTA; the validation loss not counted), ``nms``, over ``images``."""
+
+    inference: float = 0.0
+    nms: float = 0.0
+    images: int = 0
+
+    def per_image_ms(self) -> dict[str, float]:
+        """``inference_ms``, ``nms_ms``, ``total_ms`` per image."""
+        n = max(self.images, 1)
+        ms = {"inference_ms": 1000 * self.inference / n, "nms_ms": 1000 * self.nms / n}
+        return ms | {"total_ms": ms["inference_ms"] + ms["nms_ms"]}
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """One evaluation pass (``split``: val | test).
+
+    ``scalars``: every number of the evaluator's ``compute()`` in its order (the 12 COCO numbers as
+    floats, ``num_images`` and ``num_detections`` as ints) then ``fitness``; ``per_class`` /
+    ``per_class_map50``: ``{class name: AP@.5:.95 / AP@.5}`` (-1: no ground truth); ``summary``: the
+    pycocotools table; ``speed``; ``detections``: the evaluator with the pass's detections
+    (``save_json``, :func:`~yolov7_lightning.eval.save_txt.write_yolo_txt`)."""
+
+    split: str
+    scalars: dict[str, float | int]
+    per_class: dict[str, float] = field(default_factory=dict)
+    per_class_map50: dict[str, float] = field(default_factory=dict)
+    summary: str = ""
+    speed: EvalSpeed = field(default_factory=EvalSpeed)
+    detections: DetectionEvaluator | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_metrics(cls, split: str, metrics: Mapping[str, Any], speed: EvalSpeed | None = None,
+                     detections: DetectionEvaluator | None = None) -> EvalResult:
+        """From an evaluator's ``compute()`` (fitness added)."""
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        scalars["fitness"] = fitness({k: float(v) for k, v in scalars.items()})
+        return cls(split, scalars, dict(metrics.get("per_class") or {}), dict(metrics.get("per_class_map50") or {}),
+                   str(metrics.get("summary", "")), speed or EvalSpeed(), detections)
+
+    @property
+    def map(self) -> float:
+        return float(self.scalars["map"])
+
+    @property
+    def map50(self) -> float:
+        return float(self.scalars["map50"])
+
+    @property
+    def fitness(self) -> float:
+        return float(self.scalars["fitness"])
+
+    def floats(self) -> dict[str, float]:
+        """The float scalars: the 12 COCO numbers and fitness (what ``metrics.json`` keeps of a test pass)."""
+        return {k: v for k, v in self.scalars.items() if isinstance(v, float)}
+
+    def class_maps(self) -> list[float]:
+        """Per-class mAP@.5:.95 for image weights; a class without ground truth takes the overall mAP."""
+        overall = max(float(self.scalars.get("map", 0.0)), 0.0)
+        return [v if v >= 0 else overall for v in self.per_class.values()]
+
+
+class EvalPass:
+    """One pass in progress: the evaluator of ``split``'s ground truth and the speed clocks."""
+
+    def __init__(self, split: str, evaluator: DetectionEvaluator, device: torch.device):
+        self.split, self.evaluator, self.device = split, evaluator, device
+        self.inference = self.nms = 0.0
+        self.images = 0
+
+    @classmethod
+    def start(cls, split: str, settings: EvalSettings, index, device: torch.device) -> EvalPass:
+        return cls(split, make_evaluator(settings.backend, index=index), device)
+
+    def clock(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def add(self, detections: list[torch.Tensor], meta: list[ImageMeta], inference: float, nms: float) -> None:
+        self.inference += inference
+        self.nms += nms
+        self.images += len(detections)
+        self.evaluator.update(detections, meta)
+
+    def finish(self) -> EvalResult:
+        """Gather (DDP: a collective, every rank) and compute."""
+        self.evaluator.gather()
+        return EvalResult.from_metrics(self.split, self.evaluator.compute(),
+                                       EvalSpeed(self.inference, self.nms, self.images), self.evaluator)
+
+
+def evaluate(trainer: L.Trainer, module: YOLOv7Module, datamodule: L.LightningDataModule, split: str = "val",
+             verbose: bool = False) -> EvalResult:
+    """One validation (``split="val"``) or test pass of ``module`` (with the settings it was given)
+    on ``datamodule``; returns its :class:`EvalResult`."""
+    (trainer.validate if split == "val" else trainer.test)(module, datamodule=datamodule, verbose=verbose)
+    return module.eval_result
