@@ -35,6 +35,11 @@ def fitness(metrics: Mapping[str, float]) -> float:
     return 0.1 * metrics["map50"] + 0.9 * metrics["map"]
 
 
+# keys of the ``evaluation`` group that checkpoints written before ``yolov7-predict`` took its own
+# thresholds (``conf_thres``/``iou_thres`` of ``conf/standalone/predict.yaml``) still carry
+LEGACY_KEYS = ("predict_conf", "predict_iou")
+
+
 @dataclass(frozen=True)
 class EvalSettings:
     """How a validation / test pass evaluates: ``backend`` (pycocotools | torchmetrics), the NMS of the
@@ -50,14 +55,20 @@ class EvalSettings:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None = None, **overrides: Any) -> EvalSettings:
-        """From an ``evaluation`` config dict (keys of other commands, e.g. ``predict_conf``, are not
-        this pass's and are left out), ``overrides`` last."""
+        """From an ``evaluation`` config dict, ``overrides`` last. The prediction thresholds that
+        checkpoints written before ``yolov7-predict`` had its own carry here are left out; any other
+        key that is not a field is an error naming it."""
+        cfg = {k: v for k, v in dict(cfg or {}).items() if k not in LEGACY_KEYS}
         return cls().updated(cfg, **overrides)
 
     def updated(self, cfg: Mapping[str, Any] | None = None, **overrides: Any) -> EvalSettings:
         """A copy with the fields that ``cfg`` and ``overrides`` give (``overrides`` last)."""
-        names = {f.name for f in dataclasses.fields(self)}
-        given = {k: v for k, v in {**dict(cfg or {}), **overrides}.items() if k in names}
+        names = [f.name for f in dataclasses.fields(self)]
+        given = {**dict(cfg or {}), **overrides}
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join('evaluation.' + k for k in unknown)}; "
+                             f"valid keys of evaluation: {', '.join(names)}")
         return dataclasses.replace(self, **given)
 
     def nms_kwargs(self) -> dict[str, Any]:
