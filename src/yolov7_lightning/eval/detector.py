@@ -22,7 +22,7 @@ import torch
 
 from ..models.heads import HeadOutputs
 from ..models.yolo import YOLOv7
-from ..training.precision import no_autocast, to_memory_format
+from ..numerics import no_autocast, to_memory_format
 from .nms import non_max_suppression
 
 __all__ = ["Detector", "TorchDetector"]

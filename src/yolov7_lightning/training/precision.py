@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+
+from ..numerics import fp32_outputs, no_autocast, to_memory_format  # noqa: F401  (re-exported)
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = Path("/proc/cpuinfo")
@@ -100,30 +101,6 @@ def describe_cpu_precision(precision: str, auto: bool, cpuinfo: str | Path = CPU
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("cpu_precision"):
         OmegaConf.register_new_resolver("cpu_precision", lambda: auto_cpu_precision(CPUINFO))
-
-
-def fp32_outputs(outputs):
-    """Head outputs (``HeadOutputs`` or a tensor) as fp32 tensors, for the loss, assigner and decoding."""
-    if isinstance(outputs, torch.Tensor):
-        return outputs.float()
-    lead = [t.float() for t in outputs.lead]
-    aux = None if outputs.aux is None else [t.float() for t in outputs.aux]
-    return type(outputs)(lead, aux)
-
-
-def no_autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
-    """Autocast off for ``device`` (the fp32 parts of a step run inside Lightning's autocast)."""
-    device_type = torch.device(device).type
-    if device_type not in ("cpu", "cuda", "xpu", "mps"):
-        return contextlib.nullcontext()
-    return torch.autocast(device_type, enabled=False)
-
-
-def to_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """A batch of images ``[B, C, H, W]`` in channels-last when asked (other tensors untouched)."""
-    if channels_last and x.ndim == 4:
-        return x.contiguous(memory_format=torch.channels_last)
-    return x
 
 
 def compile_backend(setting: bool | str | None) -> str | None:
