@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from yolov7_lightning.testing import reference_ota as ref
 from yolov7_lightning.assign import Assigner, HeadRule
 from yolov7_lightning.loss import YOLOv7Loss
 from yolov7_lightning.models import HeadGeometry, get_arch
 from yolov7_lightning.models.heads import HeadOutputs
+from yolov7_lightning.testing import reference_ota as ref
 
 
 def anchors_of(variant: str) -> tuple[torch.Tensor, list[int]]:
@@ -71,13 +71,18 @@ SCENARIOS = {
 }
 
 
-def run_both(variant, aux, strategy, scenario, nc=5, border=False, **knobs):
+def scenario_inputs(variant, aux, scenario, nc=5, border=False, target_seed=7):
+    """(anchors, strides, head outputs, targets) of a ``SCENARIOS`` case for ``variant``."""
     (batch, size), per_image = SCENARIOS[scenario]
     anchors, strides = anchors_of(variant)
     if max(strides) == 64:
         size = (size[0] // 64 * 64 or 64, size[1] // 64 * 64 or 64)
     outputs = random_outputs(batch, size, strides, nc, aux, seed=hash((variant, scenario)) % 1000)
-    targets = random_targets(batch, size, per_image, nc, seed=7, border=border)
+    return anchors, strides, outputs, random_targets(batch, size, per_image, nc, seed=target_seed, border=border)
+
+
+def run_both(variant, aux, strategy, scenario, nc=5, border=False, **knobs):
+    anchors, strides, outputs, targets = scenario_inputs(variant, aux, scenario, nc, border)
     rule = {"lead": HeadRule(0.5, 10 if strategy == "lead_only" else 20),
             "aux": HeadRule(1.0 if strategy == "coarse_to_fine" else 0.5, 20)}
     assigner = Assigner(strategy=strategy, **rule, **{k: v for k, v in knobs.items() if k != "coarse_bound"})

@@ -6,21 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from yolov7_lightning.testing import reference_plain as ref
-from tests.unit.assign.test_assigner_parity import SCENARIOS, anchors_of, batched_positives, random_outputs, random_targets
+from tests.unit.assign.test_assigner_parity import SCENARIOS, batched_positives, scenario_inputs
 from yolov7_lightning.assign import Assigner
 from yolov7_lightning.loss import YOLOv7Loss
 from yolov7_lightning.models import HeadGeometry
 from yolov7_lightning.specs import to_spec
+from yolov7_lightning.testing import reference_plain as ref
 
 
 def run_both(variant, aux, scenario, nc=5, border=False):
-    (batch, size), per_image = SCENARIOS[scenario]
-    anchors, strides = anchors_of(variant)
-    if max(strides) == 64:
-        size = (size[0] // 64 * 64 or 64, size[1] // 64 * 64 or 64)
-    outputs = random_outputs(batch, size, strides, nc, aux, seed=hash((variant, scenario)) % 1000)
-    targets = random_targets(batch, size, per_image, nc, seed=11, border=border)
+    anchors, strides, outputs, targets = scenario_inputs(variant, aux, scenario, nc, border, target_seed=11)
     assigner = Assigner(strategy="plain")
     loss_fn = YOLOv7Loss(nc, HeadGeometry.from_anchors(anchors, strides), assigner, image_size=640)
     got = loss_fn(outputs, targets)
