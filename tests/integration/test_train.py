@@ -4,12 +4,15 @@ a resumed run ends with exactly the EMA weights of a straight run, metrics.json 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from yolov7_lightning.training.precision import ENV
 
 SMALL = [
     "data.source.num_train=24", "data.source.num_val=8", "data.source.image_size=128", "data.img_size=128",
@@ -18,11 +21,11 @@ SMALL = [
 ]
 
 
-def train(tmp: Path, name: str, *overrides: str) -> Path:
+def train(tmp: Path, name: str, *overrides: str, env: dict | None = None) -> Path:
     out = tmp / name
     cmd = [sys.executable, "-m", "yolov7_lightning.cli.train", f"hydra.run.dir={out}",
            f"data.source.root={tmp / 'shapes'}", *SMALL, *overrides]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"outputs: {out}" in proc.stdout
     return out
@@ -46,6 +49,7 @@ def test_metrics_and_checkpoints(straight):
         # the recorded config is what ran: yolov7-tiny has no aux head, so the lead-only OTA
         hp = ckpt["hyper_parameters"]
         assert (hp["model"]["aux_head"], hp["assigner"]["strategy"]) == (False, "lead_only")
+        assert ckpt["yolov7"]["precision"] == os.environ[ENV]  # the precision it trained in (kept on resume)
     assert not list((out / "checkpoints").glob("*.tmp"))  # atomic writes leave no temp files
     report = json.loads((out / "checkpoints" / "export_report.json").read_text())  # the deploy export callback
     assert (out / "checkpoints" / "deploy.pt").is_file() and (out / "checkpoints" / "model.onnx").is_file()
@@ -112,7 +116,11 @@ def test_resume_gives_the_same_ema_weights(straight):
     # ckpt_path=auto: a fresh start in an empty folder, then (the same folder again) from its last.ckpt
     half = train(tmp, "half", "schedule.epochs=2", "trainer.max_epochs=1", "export.enabled=false", "ckpt_path=auto")
     assert torch.load(half / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
-    resumed = train(tmp, "half", "schedule.epochs=2", "ckpt_path=auto", "export.enabled=false")
+    # a process tree that has not chosen a CPU precision yet: the resumed run keeps the checkpoint's
+    fresh = {k: v for k, v in os.environ.items() if k != ENV}
+    resumed = train(tmp, "half", "schedule.epochs=2", "ckpt_path=auto", "export.enabled=false", env=fresh)
+    kept = torch.load(half / "checkpoints" / "last.ckpt", weights_only=True)["yolov7"]["precision"]
+    assert f"precision {kept} (kept from the checkpoint being resumed" in (resumed / "app.log").read_text()
     a = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
     assert a["epoch"] == b["epoch"] and a["global_step"] == b["global_step"] > 0

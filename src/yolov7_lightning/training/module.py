@@ -236,7 +236,8 @@ class YOLOv7Module(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["yolov7"] = {"iteration": self.iteration, "nonfinite_total": self.nonfinite_total,
-                                "class_maps": self.class_maps}
+                                "class_maps": self.class_maps,  # the precision it trained in: a resumed run keeps it
+                                "precision": str(self.trainer.precision) if self._trainer is not None else None}
         for key in ("state_dict", "current_model_state"):  # the weights in the default layout, whatever the memory format
             if isinstance(checkpoint.get(key), dict):
                 checkpoint[key] = {k: v.contiguous() if isinstance(v, torch.Tensor) else v for k, v in checkpoint[key].items()}

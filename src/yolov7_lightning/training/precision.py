@@ -84,6 +84,17 @@ def auto_cpu_precision(cpuinfo: str | Path = CPUINFO) -> str:
     return chosen
 
 
+def keep_resumed_precision(recorded: str | None) -> str | None:
+    """A resumed run takes the precision its checkpoint was trained in (``recorded``, kept in the
+    checkpoint by the module), so the probe cannot choose another one under another load and the
+    resumed run stays exact. Only where ``trainer=cpu`` chooses (``${cpu_precision:}``) and nothing
+    has chosen yet in this process tree; returns what is kept, or None."""
+    if recorded not in ("bf16-mixed", "32-true") or os.environ.get(ENV):
+        return None
+    os.environ[ENV] = recorded
+    return recorded
+
+
 def describe_cpu_precision(precision: str, auto: bool, cpuinfo: str | Path = CPUINFO) -> str:
     """One log line: the precision and why (chosen for this CPU, or set by the user)."""
     if not auto:

@@ -71,6 +71,22 @@ def test_cpu_trainer_config_chooses_the_precision(tmp_path, monkeypatch, probe, 
     assert "(set in the config)" in precision.describe_cpu_precision("32-true", auto=False)
 
 
+def test_a_resumed_run_keeps_its_checkpoints_precision(tmp_path, probe):
+    calls = probe(0.5)  # the probe would choose fp32 now
+    assert precision.keep_resumed_precision("bf16-mixed") == "bf16-mixed"
+    info = tmp_path / "cpuinfo"
+    info.write_text(CPUINFO.format(extra="avx512_bf16"))
+    assert precision.auto_cpu_precision(info) == "bf16-mixed" and calls == []  # kept: no probe
+    assert precision.keep_resumed_precision("32-true") is None  # chosen already in this process tree
+    assert precision.os.environ[precision.ENV] == "bf16-mixed"
+
+
+@pytest.mark.parametrize("recorded", [None, "16-mixed", "64-true"])
+def test_only_a_cpu_precision_is_kept(probe, recorded):
+    probe(2.0)
+    assert precision.keep_resumed_precision(recorded) is None and not precision.os.environ.get(precision.ENV)
+
+
 def test_unreadable_cpuinfo_means_fp32(tmp_path, probe):
     probe(2.0)
     assert precision.auto_cpu_precision(tmp_path / "missing") == "32-true"
