@@ -150,11 +150,11 @@ class YOLOv7Module(L.LightningModule):
 
     def _images(self, batch: dict) -> torch.Tensor:
         """The batch's images in the network's memory format."""
-        return to_memory_format(batch["images"], self.hparams.get("channels_last", False))
+        return to_memory_format(batch["images"], self.hparams.channels_last)
 
     def on_train_start(self) -> None:
         # compiled forward kept outside the module tree: state-dict keys, EMA and export see the plain model
-        backend = compile_backend(self.hparams.get("compile", False))
+        backend = compile_backend(self.hparams.compile)
         if backend is not None:
             object.__setattr__(self, "_compiled_model", torch.compile(self.model, backend=backend))
 
@@ -189,7 +189,7 @@ class YOLOv7Module(L.LightningModule):
             self.warmup.apply(opt.optimizer, self.iteration, warmup_iters, self.lr_lambda(self.current_epoch),
                               self.optim.momentum)
         images, targets = self._multi_scale(batch["images"], batch["targets"])
-        images = to_memory_format(images, self.hparams.get("channels_last", False))
+        images = to_memory_format(images, self.hparams.channels_last)
         buffers = [b.detach().clone() for b in self.model.buffers()]  # BN statistics the forward pass updates
         result = self._loss(self._train_forward(images), targets)
         loss = result.total * self._world()
