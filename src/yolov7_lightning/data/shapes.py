@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -163,6 +164,28 @@ def _write_one(args) -> list[dict]:
     return anns
 
 
+def _pool_map(fn, jobs: list, workers: int) -> list:
+    """``map`` over a process pool whose workers end on their own: ``close`` + ``join`` (no SIGTERM
+    is sent). A parent whose SIGTERM handler ignores the signal (submitit's job does) once left a
+    pool waiting forever on a worker terminated before it had reset its handler; the workers are
+    also forked with the default handler and reset it themselves."""
+    ctx = get_context("spawn" if os.name == "nt" else "fork")
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL) if main_thread else None
+    try:
+        pool = ctx.Pool(workers, initializer=signal.signal, initargs=(signal.SIGTERM, signal.SIG_DFL))
+    finally:
+        if main_thread and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    try:
+        out = pool.map(fn, jobs, chunksize=32)
+        pool.close()
+        pool.join()
+        return out
+    finally:
+        pool.terminate()
+
+
 def generate(spec: ShapesSpec, out: Path, workers: int = 1) -> None:
     """Write both splits into ``out`` (which must not exist yet)."""
     if not 1 <= spec.num_classes <= len(CLASSES):
@@ -176,11 +199,7 @@ def generate(spec: ShapesSpec, out: Path, workers: int = 1) -> None:
         folder.mkdir(parents=True)
         jobs = [(spec, split, i, str(folder)) for i in range(count)]
         if workers > 1:
-            # workers take the default SIGTERM back: the pool ends them with it, and a handler inherited
-            # from the parent (submitit's job ignores SIGTERM) would leave the pool waiting forever
-            with get_context("spawn" if os.name == "nt" else "fork").Pool(
-                    workers, initializer=signal.signal, initargs=(signal.SIGTERM, signal.SIG_DFL)) as pool:
-                per_image = pool.map(_write_one, jobs, chunksize=32)
+            per_image = _pool_map(_write_one, jobs, workers)
         else:
             per_image = [_write_one(j) for j in jobs]
         s = spec.image_size

@@ -53,3 +53,24 @@ def test_shape_pixels_have_their_class_colour(tmp_path):
         hits += min(d, 180 - d) <= 10
         total += 1
     assert total > 20 and hits / total > 0.85  # the rest are occluded by a later shape
+
+
+def test_pool_workers_end_in_a_process_that_ignores_sigterm(tmp_path):
+    """submitit's jobs ignore SIGTERM: the generation pool must end without signalling its workers,
+    and the job's own handler must be left as it was."""
+    import subprocess
+    import sys
+
+    code = f"""
+import signal
+from pathlib import Path
+from yolov7_lightning.data.shapes import ShapesSpec, ensure_shapes
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+for n in range(5):  # small pools: the workers that get no task are the ones a SIGTERM would find
+    out = ensure_shapes(ShapesSpec(num_train=3 + n, num_val=2, image_size=64), Path({str(tmp_path)!r}) / str(n), workers=2)
+    assert (out / "done.json").is_file()
+assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
