@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import time
@@ -30,6 +31,7 @@ from ..numerics import fp32_outputs, no_autocast, to_memory_format  # noqa: F401
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = Path("/proc/cpuinfo")
 ENV = "YOLOV7_CPU_PRECISION"
+log = logging.getLogger(__name__)
 MIN_SPEEDUP = 1.15  # bf16 is chosen only when the probe finds it at least this much faster
 
 
@@ -89,7 +91,13 @@ def keep_resumed_precision(recorded: str | None) -> str | None:
     checkpoint by the module), so the probe cannot choose another one under another load and the
     resumed run stays exact. Only where ``trainer=cpu`` chooses (``${cpu_precision:}``) and nothing
     has chosen yet in this process tree; returns what is kept, or None."""
-    if recorded not in ("bf16-mixed", "32-true") or os.environ.get(ENV):
+    if recorded not in ("bf16-mixed", "32-true"):
+        return None
+    chosen = os.environ.get(ENV)
+    if chosen:
+        if chosen != recorded:
+            log.warning("the checkpoint was trained in %s but $%s=%s is used: the resumed run is not exact",
+                        recorded, ENV, chosen)
         return None
     os.environ[ENV] = recorded
     return recorded

@@ -71,13 +71,15 @@ def test_cpu_trainer_config_chooses_the_precision(tmp_path, monkeypatch, probe, 
     assert "(set in the config)" in precision.describe_cpu_precision("32-true", auto=False)
 
 
-def test_a_resumed_run_keeps_its_checkpoints_precision(tmp_path, probe):
+def test_a_resumed_run_keeps_its_checkpoints_precision(tmp_path, probe, caplog):
     calls = probe(0.5)  # the probe would choose fp32 now
     assert precision.keep_resumed_precision("bf16-mixed") == "bf16-mixed"
     info = tmp_path / "cpuinfo"
     info.write_text(CPUINFO.format(extra="avx512_bf16"))
     assert precision.auto_cpu_precision(info) == "bf16-mixed" and calls == []  # kept: no probe
-    assert precision.keep_resumed_precision("32-true") is None  # chosen already in this process tree
+    with caplog.at_level("WARNING"):
+        assert precision.keep_resumed_precision("32-true") is None  # chosen already in this process tree
+    assert "trained in 32-true but $YOLOV7_CPU_PRECISION=bf16-mixed is used" in caplog.text  # said, not silent
     assert precision.os.environ[precision.ENV] == "bf16-mixed"
 
 
