@@ -12,6 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from ..config import register_configs
+from .help import register_help
 from .paths import CONFIG_DIR
 
 
@@ -48,6 +49,7 @@ def hydra_app(config_name: str, run: Callable[[DictConfig], Any], standalone: bo
 
     def main() -> None:
         register_configs()
+        register_help()
         # conf/hydra/launcher/submitit_*.yaml extend the plugin's schemas of the same name on purpose
         warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is validated against ConfigStore")
         _main()
