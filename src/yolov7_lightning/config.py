@@ -19,14 +19,8 @@ from omegaconf import OmegaConf
 from .models.spec import ModelSpec
 
 
-def aux_head_for(strategy: Optional[str]) -> Optional[bool]:
-    """``model.aux_head`` follows the assigner: ``lead_only`` and ``plain`` (official ``loss_ota: 0``)
-    have no aux head, the OTA aux strategies have one; without an assigner (``None``) the variant's
-    official default."""
-    return None if strategy is None else strategy not in ("lead_only", "plain")
-
-
-# the ``model`` group's defaults that come from the rest of the config
+# the ``model`` group's defaults that come from the rest of the config (``aux_head_for``: the
+# strategies table, ``assign/strategies.py``)
 AUX_HEAD_FROM_ASSIGNER = "${aux_head_for:${oc.select:assigner.strategy,null}}"
 SCALING_GROUP = "${scaling}"
 
@@ -36,8 +30,8 @@ class ModelConfig(ModelSpec):
     """The ``model`` group: the network's :class:`~yolov7_lightning.models.ModelSpec` (what the module
     is built from and checkpoints record) and the training command's fine-tuning options, which say
     where the first weights come from, not what the network is. Each ``conf/model/<variant>.yaml``
-    sets ``variant`` and its default assigner; ``aux_head`` follows the assigner (lead_only -> false,
-    the aux strategies -> true) and ``scaling`` is the ``scaling`` group (see :func:`register_configs`)."""
+    sets ``variant`` and its default assigner; ``aux_head`` follows the assigner (the strategies
+    table, ``assign/strategies.py``) and ``scaling`` is the ``scaling`` group (see :func:`register_configs`)."""
 
     # fine-tune from a checkpoint of this project or an official .pt
     weights: Optional[str] = None
@@ -65,7 +59,8 @@ class TrainerConfig(Dict[str, Any]):
 
 
 def register_configs() -> None:
-    from .assign import Assigner
+    from .assign import Assigner, aux_head_for
+    from .cli.help import register_help
     from .data.config import register_data_configs
     from .loss import LossSpec
     from .models.spec import ScalingSpec
@@ -79,6 +74,7 @@ def register_configs() -> None:
     if not OmegaConf.has_resolver("aux_head_for"):
         OmegaConf.register_new_resolver("aux_head_for", aux_head_for)
     register_resolvers()  # ${cpu_precision:} (conf/trainer/cpu.yaml)
+    register_help()  # hydra/help: yolov7, every command's --help
     cs = ConfigStore.instance()
     model = ModelConfig(aux_head=AUX_HEAD_FROM_ASSIGNER, scaling=SCALING_GROUP)  # type: ignore[arg-type]
     for name, node in (("model", model), ("scaling", ScalingSpec), ("schedule", ScheduleSpec), ("optim", OptimSpec),

@@ -1,20 +1,9 @@
-"""The label-assignment strategies of the paper (section 4.2, Figure 5, Table 6).
+"""The assigner: the positives of the lead (and aux) head, by the strategies of the paper (section
+4.2, Figure 5, Table 6) as the table of ``strategies.py`` describes them (which heads, which labels).
 
-* ``lead_only``: no aux head: the lead head is assigned from its own predictions, 3-cell rule,
-  top-10 (the official ``ComputeLossOTA``; the ``lead`` rule of ``conf/assigner/lead_only.yaml``).
-* ``independent``: each head is assigned from its own predictions with the fine rule.
-* ``lead_guided``: both heads get the fine labels built from the lead head's predictions.
-* ``coarse_to_fine`` (official ``ComputeLossAuxOTA``): from the lead head's predictions, fine
-  labels (3-cell, top-20) for the lead and coarse labels (5-cell, top-20) for the aux head.
-
-* ``plain`` (official ``loss_ota: 0``, the assignment of the official ``ComputeLoss``): no
-  SimOTA; every candidate cell of the 3-cell rule whose anchor passes the ``anchor_t`` filter is a
-  positive of the box that generated it (no cost, no de-duplication). The lead head uses the
-  ``lead`` rule, the aux head (optional: official ``loss_ota: 0`` runs without it) its ``aux`` rule.
-
-The model and the strategy must agree: ``lead_only`` for a model without an aux head, the OTA aux
-strategies for a model with one, ``plain`` either way (``check_heads``; the config derives
-``model.aux_head`` from the strategy, so a run records what it ran).
+The model and the strategy must agree (``check_heads``): the specs are checked when they are built
+(``training.specs.module_specs``) and the config derives ``model.aux_head`` from the strategy, so a
+run records what it ran; an assigner called on heads its strategy does not label stops there too.
 """
 
 from __future__ import annotations
@@ -28,10 +17,8 @@ from ..models.head_geometry import HeadGeometry
 from ..models.heads import HeadOutputs
 from .candidates import Candidates, find_candidates
 from .simota import Assignment, simota
+from .strategies import STRATEGIES, check_heads, get_strategy
 from .targets import PaddedTargets, pad_targets
-
-STRATEGIES = ("lead_only", "independent", "lead_guided", "coarse_to_fine", "plain")
-
 
 @dataclass
 class HeadRule:
@@ -73,8 +60,7 @@ class Assigner:
     cross_gt: bool = True
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown assigner strategy {self.strategy!r}; valid: {', '.join(STRATEGIES)}")
+        get_strategy(self.strategy)  # an unknown name stops here
         for name in ("lead", "aux"):
             rule = getattr(self, name)
             if not isinstance(rule, HeadRule):
@@ -112,40 +98,24 @@ class Assigner:
     @torch.no_grad()
     def __call__(self, outputs: HeadOutputs, targets: torch.Tensor) -> AssignResult:
         """``targets [N, 6]`` (image, class, cx, cy, w, h) in input pixels."""
-        check_heads(self.strategy, outputs.aux is not None)
+        row = STRATEGIES[self.strategy]
+        if (outputs.aux is None) != (row.aux_labels is None) and not row.aux_optional:
+            check_heads(self.strategy, outputs.aux is not None)  # heads this strategy does not label: stops
         if self.geometry is None:
             raise ValueError("the assigner has no head geometry: assigner.with_geometry(model.detect.geometry), "
                              "or give the assigner to YOLOv7Loss(num_classes, model.detect.geometry, assigner)")
+        label = self._assign if row.simota else self._plain
         padded = pad_targets(targets, outputs.lead[0].shape[0])
-        if self.strategy == "plain":
-            if outputs.aux is None:
-                return AssignResult(padded, self._plain(outputs.lead, padded, self.lead), None)
-            return AssignResult(padded, self._plain(outputs.lead, padded, self.lead),
-                                self._plain(outputs.aux, padded, self.aux))
+        lead = label(outputs.lead, padded, self.lead)
         if outputs.aux is None:
-            return AssignResult(padded, self._assign(outputs.lead, padded, self.lead), None)
-        lead = self._assign(outputs.lead, padded, self.lead)
-        if self.strategy == "lead_guided":
+            return AssignResult(padded, lead, None)
+        if row.aux_labels == "lead_labels":
             aux = lead
-        elif self.strategy == "independent":
-            aux = self._assign(outputs.aux, padded, self.aux)
-        else:
-            aux = self._assign(outputs.lead, padded, self.aux)
+        elif row.aux_labels == "own":
+            aux = label(outputs.aux, padded, self.aux)
+        else:  # "lead": the lead head's predictions with the aux rule
+            aux = label(outputs.lead, padded, self.aux)
         return AssignResult(padded, lead, aux)
-
-
-def check_heads(strategy: str, aux_head: bool, variant: str = "the model") -> None:
-    """Stop when the strategy and the model's heads disagree (a run must do what its config says)."""
-    if strategy == "plain":
-        return  # official loss_ota: 0 has no aux head; with one, the aux head gets the plain 5-cell candidates
-    if strategy == "lead_only" and aux_head:
-        raise ValueError(f"assigner 'lead_only' assigns the lead head only, but {variant} has the auxiliary head "
-                         "(model.aux_head=true): drop the model.aux_head override (it follows the assigner) or "
-                         "choose an aux strategy: assigner=coarse_to_fine | lead_guided | independent")
-    if strategy != "lead_only" and not aux_head:
-        raise ValueError(f"assigner {strategy!r} needs the auxiliary head, but {variant} has none "
-                         "(model.aux_head=false): drop the model.aux_head override (it follows the assigner) or "
-                         "choose assigner=lead_only")
 
 
 def upgrade_legacy_config(cfg: dict, aux_head: bool) -> dict:

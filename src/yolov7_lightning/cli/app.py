@@ -12,7 +12,6 @@ import hydra
 from omegaconf import DictConfig
 
 from ..config import register_configs
-from .help import register_help
 from .paths import CONFIG_DIR
 
 
@@ -49,7 +48,6 @@ def hydra_app(config_name: str, run: Callable[[DictConfig], Any], standalone: bo
 
     def main() -> None:
         register_configs()
-        register_help()
         # conf/hydra/launcher/submitit_*.yaml extend the plugin's schemas of the same name on purpose
         warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is validated against ConfigStore")
         _main()

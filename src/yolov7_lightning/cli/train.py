@@ -21,7 +21,6 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from ..assign import check_heads
 from ..atomic import atomic_write_json
 from ..config import ModelConfig
 from ..models import get_arch
@@ -76,11 +75,10 @@ def fit_anchors(cfg: DictConfig, module: YOLOv7Module, datamodule, resuming: boo
 def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
     """(datamodule, module, trainer, model summary) from a composed ``train`` config."""
     arch = get_arch(cfg.model.variant)
-    aux_head = arch.aux_default if cfg.model.aux_head is None else cfg.model.aux_head
-    check_heads(cfg.assigner.strategy, aux_head, arch.name)  # before any data work: the config says what runs
     model_cfg = to_spec(ModelConfig, cfg.model, "model")  # the network's spec + the fine-tuning options
+    # before any data work: a key no spec has (+optim.foo=1) or heads the assigner does not label stop here
     specs = module_specs(model_cfg.spec(), plain(cfg.loss), plain(cfg.assigner), plain(cfg.optim),
-                         plain(cfg.schedule))  # a key no spec has (+optim.foo=1) stops here too
+                         plain(cfg.schedule))
     require_writable(out_dir, out_dir / "checkpoints")
     kept_precision = None
     if ckpt_path:  # the resolved ckpt_path (run()); a bad file fails here, in one line, before the data is read

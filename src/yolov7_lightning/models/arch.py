@@ -50,6 +50,10 @@ class Arch:
     eelan: bool = False
     notes: str = field(default="", compare=False)
 
+    def has_aux_head(self, aux_head: bool | None) -> bool:
+        """A model's ``aux_head`` switch, ``None`` meaning this variant's official default."""
+        return self.aux_default if aux_head is None else bool(aux_head)
+
     @property
     def levels(self) -> int:
         return len(self.anchors)

@@ -191,7 +191,7 @@ class YOLOv7(nn.Module):
             if value not in valid:
                 raise ValueError(f"unknown model.{name} {value!r}; valid: {', '.join(valid)}")
         self.arch, self.num_classes = arch, num_classes
-        self.aux_head = arch.aux_default if aux_head is None else bool(aux_head)
+        self.aux_head = arch.has_aux_head(aux_head)
         self.aux_tap = aux_tap
         if elan_repconv != "none" and arch.eelan and eelan_form != "branches":
             raise ValueError("model.elan_repconv needs eelan_form=branches (RepConv has no grouped form)")

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.strategies import ParallelStrategy
 
-from ..assign import Assigner, check_heads
+from ..assign import Assigner
 from ..data.epoch_data import TrainEpochData
 from ..eval import non_max_suppression
 from ..eval.tta import predict_augmented
@@ -73,7 +73,6 @@ class YOLOv7Module(L.LightningModule):
         self.automatic_optimization = False
         compile_backend(compile)  # an unknown backend name stops here, before any work
         self.model = build_model(specs.model)
-        check_heads(specs.assigner.strategy, self.model.aux_head, self.model.arch.name)  # the config says what runs
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.frozen = apply_freeze(self.model, freeze)  # ``freeze``: official layer count and/or module names

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, NamedTuple
 
-from ..assign import Assigner, upgrade_legacy_config
+from ..assign import Assigner, check_heads, upgrade_legacy_config
 from ..loss import LossSpec
 from ..models import ModelSpec, get_arch
 from ..specs import to_spec
@@ -44,14 +44,18 @@ def module_specs(model: Any, loss: Any, assigner: Any, optim: Any, schedule: Any
     """Each argument a spec or a mapping (a dict, a checkpoint's hyper-parameters): Hydra's
     ``_target_``-style keys are ignored, older checkpoints' keys upgraded (``upgrade_legacy_assigner``,
     ``model.weights*`` dropped; where a moved key is set in the loss too, the loss's value wins), and
-    any other unknown key is an error naming the group and the key."""
+    any other unknown key is an error naming the group and the key. The model's heads and the
+    assigner's strategy must agree (:func:`~yolov7_lightning.assign.check_heads`): a ``ValueError``."""
     if isinstance(model, Mapping):
         model = {k: v for k, v in model.items() if k not in TRAINING_OPTIONS}
     model = to_spec(ModelSpec, model, "model")
+    arch = get_arch(model.variant)
+    aux_head = arch.has_aux_head(model.aux_head)
     if not isinstance(assigner, Assigner):
-        aux_head = get_arch(model.variant).aux_default if model.aux_head is None else model.aux_head
         assigner, moved = upgrade_legacy_assigner(assigner, aux_head)
         if moved:
             loss = {**moved, **(asdict(loss) if isinstance(loss, LossSpec) else dict(loss))}
-    return ModuleSpecs(model, to_spec(LossSpec, loss, "loss"), to_spec(Assigner, assigner, "assigner"),
+    assigner = to_spec(Assigner, assigner, "assigner")
+    check_heads(assigner.strategy, aux_head, arch.name)  # the config says what runs, before any work
+    return ModuleSpecs(model, to_spec(LossSpec, loss, "loss"), assigner,
                        to_spec(OptimSpec, optim, "optim"), to_spec(ScheduleSpec, schedule, "schedule"))
