@@ -4,8 +4,8 @@ torchmetrics as an alternative backend), the detectors (the one prediction path:
 
 Typical use (one validation pass)::
 
-    evaluator = make_evaluator("pycocotools", ground_truth_of(dm.val_index), dm.category_ids)
-    for batch in loader:
+    evaluator = make_evaluator("pycocotools", index=dm.dataset("val").index)  # dm: a YoloDataModule, set up
+    for batch in dm.val_dataloader():
         dets = non_max_suppression(model(batch["images"]))      # official: conf 0.001, IoU 0.65
         evaluator.update(dets, batch["meta"])
     evaluator.gather()                                          # DDP: all ranks; no-op otherwise
