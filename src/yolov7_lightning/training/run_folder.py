@@ -112,7 +112,9 @@ def acquire(folder: str | os.PathLike, ckpt_path: str | None, overwrite: bool) -
                                      "ckpt_path=auto, choose another hydra.run.dir, or overwrite=true")
             for p in found:
                 p.unlink()
-            log.warning("overwrite=true: deleted the results of the earlier run in %s (%s)", folder, names)
+            # printed: a single run gets here before Hydra has set up logging
+            print(f"overwrite=true: deleted the results of the earlier run in {folder} ({names})", file=sys.stderr,
+                  flush=True)
     except BaseException:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
