@@ -37,7 +37,7 @@ from ..training.ddp import ReplicaConsistency, end_job
 from ..training.evaluation import evaluate
 from ..training.module import YOLOv7Module
 from ..training.precision import describe_cpu_precision, keep_resumed_precision
-from ..training.run_folder import claim, finished_run, resumes
+from ..training.run_folder import claim, finished_run, resumes, secondary_rank
 from ..training.signals import StopSignal, stop_line
 from ..training.specs import module_specs
 from .app import hydra_app
@@ -166,10 +166,10 @@ def train(cfg: DictConfig) -> dict:
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir)  # auto: this job's own last.ckpt, if any
     stored = finished_run(out_dir, int(cfg.trainer.max_epochs)) if resumes(out_dir, ckpt_path) else None
     if stored is not None:  # a finished run resumed (a requeued job) stays finished, its results untouched
-        print(f"{out_dir}: this run already finished ({stored.get('epochs')} epochs); nothing is trained again, "
-              "its stored results stand")
-        for line in final_lines(stored, out_dir, cfg.export.enabled):
-            print(line)
+        if not secondary_rank():
+            print(f"{out_dir}: this run already finished ({stored.get('epochs')} epochs); nothing is trained again, "
+                  "its stored results stand")
+            print("\n".join(final_lines(stored, out_dir, cfg.export.enabled)))
         return stored
     datamodule, module, trainer, model_summary = build(cfg, out_dir, ckpt_path)
     if trainer.is_global_zero:
