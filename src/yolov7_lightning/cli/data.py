@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..atomic import atomic_write_json
 from ..data.coco import index_to_coco
 from ..data.shapes import ensure_shapes
 from ..data.sources import as_source, shapes_spec, split_index
@@ -67,8 +68,7 @@ def run(cfg: DictConfig) -> Path | dict:
         print(index.report.summary())
     coco = index_to_coco(index, image_dir=Path(cfg.images))
     out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(coco))
+    atomic_write_json(coco, out)
     print(f"{len(coco['images'])} images, {len(coco['annotations'])} annotations -> {out}")
     return out
 

@@ -19,6 +19,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from ..atomic import atomic_open, atomic_write_bytes, atomic_write_text
 from ..data import ImageMeta, letterbox
 from ..data.image_io import ImageLoadError, decode_image
 from ..data.media import VideoOut, is_stream, media_files, open_capture, read_frames
@@ -107,10 +108,22 @@ class Predictor:
         original[:, :4] = meta.to_original(original[:, :4])
         if self.cfg.get("save_txt") and txt_name is not None and len(original):
             target = self.out_dir / "labels" / txt_name
-            target.parent.mkdir(parents=True, exist_ok=True)
             lines = yolo_lines(original.tolist(), image.shape[1], image.shape[0], bool(self.cfg.get("save_conf")))
-            target.write_text("\n".join(lines) + "\n")
+            atomic_write_text("\n".join(lines) + "\n", target)
         return record, draw_detections(image, original, self.names or None)
+
+
+def encode_image(bgr, target: Path) -> tuple[bytes, Path]:
+    """``bgr`` encoded in the format of ``target``'s extension, or as PNG (``<name>.png``) for an
+    extension OpenCV cannot write; (bytes, the file to write)."""
+    try:
+        ok, data = cv2.imencode(target.suffix, bgr)
+    except cv2.error:
+        ok = False
+    if not ok:
+        target = target.with_name(target.name + ".png")
+        ok, data = cv2.imencode(".png", bgr)
+    return data.tobytes(), target
 
 
 def predict_images(predictor: Predictor, images: list[Path], source: str) -> tuple[list[dict], list[str]]:
@@ -126,10 +139,8 @@ def predict_images(predictor: Predictor, images: list[Path], source: str) -> tup
         record, drawn = predictor(image, i, path, name.with_suffix(".txt"))
         records.append(record)
         target = predictor.out_dir / "images" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(target), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR)):
-            target = target.with_name(target.name + ".png")  # an extension OpenCV cannot write
-            cv2.imwrite(str(target), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        data, target = encode_image(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR), target)
+        atomic_write_bytes(data, target)
     return records, skipped
 
 
@@ -139,6 +150,7 @@ def predict_video(predictor: Predictor, source, name: Path, lines) -> tuple[int,
     capture, fps = open_capture(source)
     out = VideoOut(predictor.out_dir / "videos" / name, fps)
     frames = detections = 0
+    done = False
     try:
         for frame_index, frame in enumerate(read_frames(capture, predictor.cfg.get("max_frames"))):
             txt = Path(f"{name.with_suffix('').as_posix()}_{frame_index}.txt")  # official: <stem>_<frame>.txt
@@ -147,8 +159,9 @@ def predict_video(predictor: Predictor, source, name: Path, lines) -> tuple[int,
             out.write(drawn)
             frames += 1
             detections += len(record["scores"])
+        done = True
     finally:
-        out.close()
+        out.close(keep=done)
     return frames, detections, out.path
 
 
@@ -166,7 +179,7 @@ def run(cfg: DictConfig) -> list[dict]:
     if skipped:
         print(f"skipped {len(skipped)} unreadable image(s): " + "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
     if stream or videos:
-        with open(out_dir / "predictions.jsonl", "w") as lines:
+        with atomic_open(out_dir / "predictions.jsonl", binary=False) as lines:
             targets = [(cfg.source, Path(f"stream_{cfg.source}.mp4" if str(cfg.source).isdigit() else "stream.mp4"))]
             if not stream:
                 targets = [(v, output_name(v, cfg.source)) for v in videos]

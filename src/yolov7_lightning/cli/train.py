@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +36,8 @@ from ..training.ddp import ReplicaConsistency, end_job
 from ..training.evaluation import evaluate
 from ..training.module import YOLOv7Module
 from ..training.precision import describe_cpu_precision, keep_resumed_precision
+from ..training.run_folder import claim, finished_run, resumes, secondary_rank
+from ..training.signals import StopSignal, stop_line
 from ..training.specs import module_specs
 from .app import hydra_app
 from .output import require_writable
@@ -114,6 +117,7 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
         callbacks.append(PeriodicCheckpoint(dirpath=ckpt_dir, filename="epoch_{epoch:03d}", monitor=None, save_top_k=-1,
                                             every_n_epochs=int(cfg.save_period), auto_insert_metric_name=False,
                                             enable_version_counter=False))
+    callbacks.append(StopSignal())  # SIGTERM / SIGINT: a non-zero status and how to resume (run())
     callbacks.append(ReplicaConsistency(ckpt_dir))  # DDP only; before the EMA, which swaps its weights in at the end
     if cfg.ema:
         callbacks.append(YOLOv7EMA())
@@ -138,16 +142,46 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
     return datamodule, module, trainer, summary
 
 
+def final_lines(metrics: dict, out_dir: Path, exported: bool) -> list[str]:
+    """The last lines a run prints: its mAP (or that none was computed) and where its outputs are."""
+    files = ", checkpoints/deploy.pt, checkpoints/model.onnx" if exported else ""
+    return [f"mAP@.5 {metrics['map50']:.4f}  mAP@.5:.95 {metrics['map']:.4f}  in {metrics['train_seconds']:.0f} s "
+            f"({metrics['epochs']} epochs)" if metrics["map"] is not None else "no evaluation ran",
+            f"outputs: {out_dir}  (metrics.json, checkpoints/best.ckpt, checkpoints/last.ckpt{files})"]
+
+
 def run(cfg: DictConfig) -> dict:
+    """:func:`train` in the Hydra run folder, claimed for the whole run (``training/run_folder.py``)."""
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    with claim(out_dir, cfg.ckpt_path, bool(cfg.get("overwrite", False))):
+        return train(cfg)
+
+
+def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir)  # auto: this job's own last.ckpt, if any
+    stored = finished_run(out_dir, int(cfg.trainer.max_epochs)) if resumes(out_dir, ckpt_path) else None
+    if stored is not None:  # a finished run resumed (a requeued job) stays finished, its results untouched
+        if not secondary_rank():
+            print(f"{out_dir}: this run already finished ({stored.get('epochs')} epochs); nothing is trained again, "
+                  "its stored results stand")
+            print("\n".join(final_lines(stored, out_dir, cfg.export.enabled)))
+        return stored
     datamodule, module, trainer, model_summary = build(cfg, out_dir, ckpt_path)
     if trainer.is_global_zero:
         link_submitit_logs(out_dir)  # submitit launchers: the job's logs, from its folder
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit:  # Lightning's ends for SIGTERM (status 0) and Ctrl-C (status 1)
+        signum = next(c.signum for c in trainer.callbacks if isinstance(c, StopSignal))
+        if signum is None:
+            raise
+        if trainer.is_global_zero:
+            print(stop_line(signum, out_dir, trainer.current_epoch, trainer.max_epochs), file=sys.stderr, flush=True)
+        raise SystemExit(128 + signum) from None
     seconds = time.perf_counter() - start
     evaluation = module.eval_result.scalars if module.eval_result is not None else {}  # the last validation
     best = trainer.checkpoint_callbacks[0]
@@ -160,18 +194,18 @@ def run(cfg: DictConfig) -> dict:
         "per_class": module.eval_result.per_class if module.eval_result is not None else None,
         "seed": cfg.seed, "overrides": list(hydra_cfg.overrides.task), "model": model_summary,
         "autoanchor": getattr(module, "anchor_fit", None),
+        "finished": True, "max_epochs": trainer.max_epochs,  # what a resumed run compares (run_folder.finished_run)
     }
     if cfg.test_after_fit:
         metrics["test"] = evaluate(trainer, module, datamodule, "test", verbose=True).floats()
     if trainer.is_global_zero:
         atomic_write_json(metrics, out_dir / "metrics.json", indent=2)
-        print(f"mAP@.5 {metrics['map50']:.4f}  mAP@.5:.95 {metrics['map']:.4f}  in {seconds:.0f} s "
-              f"({metrics['epochs']} epochs)" if metrics["map"] is not None else "no evaluation ran")
-        exported = ", checkpoints/deploy.pt, checkpoints/model.onnx" if cfg.export.enabled else ""
+        score, outputs = final_lines(metrics, out_dir, cfg.export.enabled)
+        print(score)
         report = next((c.report for c in trainer.callbacks if isinstance(c, DeployExport)), None)
         if report is not None and not report["passed"]:
             print(f"WARNING: the deploy export failed its self-check: {out_dir / 'checkpoints' / 'export_report.json'}")
-        print(f"outputs: {out_dir}  (metrics.json, checkpoints/best.ckpt, checkpoints/last.ckpt{exported})")
+        print(outputs)
     end_job(trainer)  # DDP: wait for this job's other ranks and reset, before a multirun's next job
     return metrics
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..atomic import atomic_path
 from .image_io import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -74,18 +75,24 @@ class VideoOut:
 
     def __init__(self, path: Path, fps: float):
         self.path = path if path.suffix.lower() in FOURCC else path.with_suffix(".mp4")
-        self.fps, self.writer, self.frames = fps, None, 0
+        self.fps, self.writer, self.frames, self._temp = fps, None, 0, None
 
     def write(self, rgb: np.ndarray) -> None:
         if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._temp = atomic_path(self.path)  # written beside it, renamed by close()
             fourcc = cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()])
-            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (rgb.shape[1], rgb.shape[0]))
+            self.writer = cv2.VideoWriter(str(self._temp.__enter__()), fourcc, self.fps, (rgb.shape[1], rgb.shape[0]))
             if not self.writer.isOpened():
                 raise MediaError(f"{self.path}: OpenCV cannot write this video")
         self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         self.frames += 1
 
-    def close(self) -> None:
+    def close(self, keep: bool = True) -> None:
+        """Finish the file (``keep=False``: discard it, e.g. after an error; an earlier file stays)."""
         if self.writer is not None:
             self.writer.release()
+            self.writer, temp, self._temp = None, self._temp, None
+            if keep:
+                temp.__exit__(None, None, None)
+            else:
+                temp.__exit__(RuntimeError, RuntimeError("discarded"), None)

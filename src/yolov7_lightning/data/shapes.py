@@ -17,9 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
-import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -27,6 +25,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..atomic import atomic_folder
 
 CLASSES = ("circle", "square", "triangle", "star", "cross")
 HUES = (0, 30, 60, 105, 150)  # OpenCV hue (0-180) centre per class: red, yellow, green, blue, magenta
@@ -187,7 +187,7 @@ def _pool_map(fn, jobs: list, workers: int) -> list:
 
 
 def generate(spec: ShapesSpec, out: Path, workers: int = 1) -> None:
-    """Write both splits into ``out`` (which must not exist yet)."""
+    """Write both splits into ``out`` (an empty or new folder)."""
     if not 1 <= spec.num_classes <= len(CLASSES):
         raise ValueError(f"shapes num_classes must be 1..{len(CLASSES)} (got {spec.num_classes})")
     if spec.max_size and not spec.min_size <= spec.max_size <= spec.image_size / 2:
@@ -217,16 +217,7 @@ def ensure_shapes(spec: ShapesSpec, root: str | Path | None = None, workers: int
     final = root / f"shapes-{spec.key()}"
     if (final / "done.json").is_file():
         return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-shapes-", dir=root))
-    try:
-        generate(spec, tmp / "data", workers or min(4, os.cpu_count() or 1))
-        (tmp / "data" / "done.json").write_text(json.dumps(asdict(spec)))
-        try:
-            os.rename(tmp / "data", final)
-        except OSError:  # another process finished first
-            if not (final / "done.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_folder(final) as tmp:  # the files inside are written plainly: the folder appears whole or not at all
+        generate(spec, tmp, workers or min(4, os.cpu_count() or 1))
+        (tmp / "done.json").write_text(json.dumps(asdict(spec)))
     return final

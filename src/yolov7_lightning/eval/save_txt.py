@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from ..data.records import DatasetIndex
 from .base import DetectionEvaluator
 
@@ -34,6 +35,6 @@ def write_yolo_txt(evaluator: DetectionEvaluator, index: DatasetIndex, out_dir: 
         rec = records[int(image_id)]
         xyxy = [(x, y, x + w, y + h, score, contiguous[int(cat)]) for x, y, w, h, score, cat in rows.tolist()]
         lines = yolo_lines(xyxy, rec.width, rec.height, save_conf)
-        (folder / f"{rec.path.stem}.txt").write_text("\n".join(lines) + "\n")
+        atomic_write_text("\n".join(lines) + "\n", folder / f"{rec.path.stem}.txt")
         written += 1
     return written

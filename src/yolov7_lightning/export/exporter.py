@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import atomic_path, atomic_write_json
 from ..eval.nms import non_max_suppression
 from .check import FP16_TOLERANCES, Tolerances, compare_detections, prediction_diff, raise_on_failure
 from .deploy import ExportSource, load_source, save_deploy
@@ -129,7 +130,7 @@ def export(source: str | Path | ExportSource, out_dir: str | Path, options: Expo
         _export_torchscript(deploy, x, ref, out_dir / options.names["torchscript"], tol, report, options.seed)
     report["passed"] = all(c.get("passed", True) for c in report["checks"].values())
     report["seconds"] = round(time.perf_counter() - t0, 2)
-    (out_dir / REPORT_NAME).write_text(json.dumps(report, indent=2))
+    atomic_write_json(report, out_dir / REPORT_NAME, indent=2)
     report["outputs"]["report"] = str(out_dir / REPORT_NAME)
     if raise_on_fail:
         raise_on_failure(report, str(out_dir / REPORT_NAME))
@@ -210,7 +211,8 @@ def _export_torchscript(deploy: torch.nn.Module, x: torch.Tensor, ref: torch.Ten
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(deploy, x, check_trace=False)
-        traced.save(str(path))
+        with atomic_path(path) as tmp:
+            traced.save(str(tmp))
         loaded = torch.jit.load(str(path))
         got = loaded(x)
     report["outputs"]["torchscript"] = str(path)

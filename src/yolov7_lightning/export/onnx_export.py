@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import atomic_save_onnx
 from .nms import Select
 
 MIN_OPSET = 11  # NonMaxSuppression
@@ -64,17 +65,15 @@ def export_onnx(model: torch.nn.Module, path: str | Path, example: torch.Tensor,
     with tempfile.TemporaryDirectory() as tmp:
         _trace(net, example, Path(tmp) / "model.onnx", "images", "predictions", axes, opset)
         part = _simplified(onnx.load(str(Path(tmp) / "model.onnx")), simplify)
-        if nms is None:
-            onnx.save(part, str(path))
-        else:
+        if nms is not None:
             with torch.no_grad():
                 pred = net(example)
             _trace(Select(**nms).eval(), pred, Path(tmp) / "nms.onnx", "predictions", "detections",
                    {"predictions": {0: "batch", 1: "anchors"}, "detections": {0: "num_dets"}}, opset)
-            onnx.save(compose(part, _simplified(onnx.load(str(Path(tmp) / "nms.onnx")), simplify)), str(path))
+            part = compose(part, _simplified(onnx.load(str(Path(tmp) / "nms.onnx")), simplify))
     if metadata or nms is not None:
-        add_metadata(path, {**dict(metadata or {}), "nms": json.dumps(dict(nms) if nms is not None else None)})
-    return path
+        set_metadata(part, {**dict(metadata or {}), "nms": json.dumps(dict(nms) if nms is not None else None)})
+    return atomic_save_onnx(part, path)  # the whole graph or nothing: a failed write keeps the earlier file
 
 
 class Half(torch.nn.Module):
@@ -171,10 +170,8 @@ def nms_part(path: str | Path) -> Any:
     return part
 
 
-def add_metadata(path: str | Path, items: Mapping[str, Any]) -> None:
-    import onnx
-
-    proto = onnx.load(str(path))
+def set_metadata(proto: Any, items: Mapping[str, Any]) -> None:
+    """Set metadata entries (text; other values as JSON) of a ModelProto."""
     existing = {p.key: p for p in proto.metadata_props}
     for key, value in items.items():
         text = value if isinstance(value, str) else json.dumps(value)
@@ -183,7 +180,6 @@ def add_metadata(path: str | Path, items: Mapping[str, Any]) -> None:
         else:
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, text
-    onnx.save(proto, str(path))
 
 
 def onnx_session(path: Any, threads: int | None = None):

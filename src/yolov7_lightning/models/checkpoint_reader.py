@@ -16,7 +16,8 @@ kind           what the file is
                module's ``model.*`` keys)
 ============== =====================================================================================
 
-Every file is read with ``torch.load(weights_only=True)`` (the official class names allow-listed as
+A zip checkpoint's records are checked against their CRC-32 first (:func:`verify_archive`): a
+damaged file is refused, naming the record. Every file is read with ``torch.load(weights_only=True)`` (the official class names allow-listed as
 inert stand-ins): a pickle that would run code is refused for safety, never loaded.
 :func:`load_weights` copies a file's tensors into a model and returns the loaded / shape-mismatched /
 missing / unexpected counts; a load that covers less than :data:`MIN_LOADED` of the model's values
@@ -127,6 +128,22 @@ def unreadable_reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[-1][:160] if lines else 'no details'}"
 
 
+def verify_archive(path: str | os.PathLike) -> None:
+    """Check the CRC-32 of every record of a zip checkpoint (PyTorch's loader does not: a flipped
+    byte inside a tensor would load as a wrong weight). Raises :class:`CheckpointError` naming the
+    first damaged record; a file that is not a complete zip archive is left to the loader."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as e:
+        raise CheckpointError(f"{path}: damaged file ({e}); use another copy or an earlier checkpoint") from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: damaged file (CRC mismatch in {bad}): its content changed after it was "
+                              "written (disk or copy error); use another copy or an earlier checkpoint")
+
+
 def read_object(path: str | os.PathLike) -> Any:
     """The object stored in ``path``, read with ``weights_only=True`` (official classes as inert stand-ins).
     Raises :class:`CheckpointError` for a missing, empty, truncated, corrupt or unsafe file."""
@@ -139,6 +156,7 @@ def read_object(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (0 bytes)")
+    verify_archive(path)
     try:
         return load_restricted(str(path))
     except UnsafeCheckpointError as e:

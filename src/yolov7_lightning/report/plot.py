@@ -8,6 +8,8 @@ from typing import Any, Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..atomic import atomic_save_figure
+
 
 def plot_groups(groups: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]] = (), title: str = "",
                 path: str | Path | None = None) -> Figure:
@@ -34,5 +36,5 @@ def plot_groups(groups: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path)
+        atomic_save_figure(fig, path)
     return fig

@@ -13,6 +13,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..atomic import atomic_save_figure, atomic_write_text
 from .table import _md, write_csv
 
 STUDY_FILE = "optuna.db"
@@ -92,7 +93,7 @@ def plot_search(rows: list[dict[str, Any]], title: str = "", path: str | Path | 
     ax.legend(fontsize=8)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path)
+        atomic_save_figure(fig, path)
     return fig
 
 
@@ -117,7 +118,7 @@ def write_search_report(root: str | Path, out: str | Path | None = None) -> Sear
             f"Study `{report.study_name}` in `{Path(root) / STUDY_FILE}`: {len(report.rows)} trials, {n_done} complete. "
             "Best first; fitness = 0.1 mAP@.5 + 0.9 mAP@.5:.95.", "",
             _md(columns, ([_cell(r.get(c)) for c in columns] for r in report.rows)), ""]
-    report.files["search_md"].write_text("\n".join(text))
+    atomic_write_text("\n".join(text), report.files["search_md"])
     plot_search(report.rows, title=f"Search {Path(root).resolve().name}: fitness over trials",
                 path=report.files["search_png"])
     return report

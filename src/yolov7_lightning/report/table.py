@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from ..atomic import atomic_open
 from .collect import Job
 
 SEED_KEYS = ("seed",)
@@ -87,7 +88,7 @@ def group_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path, columns: Sequence[str]) -> Path:
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, binary=False, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for row in rows:

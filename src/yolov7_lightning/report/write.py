@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write_text
 from .collect import Collection, collect
 from .plot import plot_groups
 from .table import GROUP_COLUMNS, JOB_COLUMNS, group_rows, job_rows, to_markdown, write_csv
@@ -42,7 +43,7 @@ def write_report(root: str | Path, out: str | Path | None = None, title: str | N
         "grouped_csv": out_dir / "report_grouped.csv", "png": out_dir / "report.png",
     }
     skipped = [str(p) for p in collection.skipped]
-    files["md"].write_text(to_markdown(rows, groups, title=title, source=str(collection.root), skipped=skipped))
+    atomic_write_text(to_markdown(rows, groups, title=title, source=str(collection.root), skipped=skipped), files["md"])
     write_csv(rows, files["csv"], JOB_COLUMNS)
     write_csv(groups, files["grouped_csv"], GROUP_COLUMNS)
     plot_groups(groups, rows, title=title, path=files["png"])

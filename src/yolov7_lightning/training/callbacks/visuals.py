@@ -28,6 +28,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from PIL import Image, ImageDraw, ImageFont
 
+from ...atomic import atomic_open, atomic_write
 from ...boxes import xywh_to_xyxy
 from ...eval.detector import TorchDetector
 from ...eval.draw import draw_detections
@@ -221,11 +222,11 @@ class ValidationVisuals(L.Callback):
         for i, (b, m) in enumerate(zip(boxes, maps)):
             for kind, arr in (("boxes", b), ("objectness", m)):
                 path = out / f"{kind}_{i}.png"
-                Image.fromarray(arr).save(path)
+                atomic_write(path, lambda f, arr=arr: Image.fromarray(arr).save(f, format="PNG"))
                 written.append(path)
         if rows:
             path = out / "per_class.csv"
-            with path.open("w", newline="") as f:
+            with atomic_open(path, binary=False, newline="") as f:
                 csv.writer(f).writerows([PER_CLASS_COLUMNS, *rows])
             written.append(path)
         return written
