@@ -29,6 +29,7 @@ from ..models.heads import HeadOutputs
 from .candidates import Candidates, find_candidates
 from .simota import Assignment, simota
 from .targets import PaddedTargets, pad_targets
+from ..errors import ConfigError
 
 STRATEGIES = ("lead_only", "independent", "lead_guided", "coarse_to_fine", "plain")
 
@@ -74,7 +75,7 @@ class Assigner:
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown assigner strategy {self.strategy!r}; valid: {', '.join(STRATEGIES)}")
+            raise ConfigError(f"unknown assigner strategy {self.strategy!r}; valid: {', '.join(STRATEGIES)}")
         for name in ("lead", "aux"):
             rule = getattr(self, name)
             if not isinstance(rule, HeadRule):
@@ -139,13 +140,13 @@ def check_heads(strategy: str, aux_head: bool, variant: str = "the model") -> No
     if strategy == "plain":
         return  # official loss_ota: 0 has no aux head; with one, the aux head gets the plain 5-cell candidates
     if strategy == "lead_only" and aux_head:
-        raise ValueError(f"assigner 'lead_only' assigns the lead head only, but {variant} has the auxiliary head "
-                         "(model.aux_head=true): drop the model.aux_head override (it follows the assigner) or "
-                         "choose an aux strategy: assigner=coarse_to_fine | lead_guided | independent")
+        raise ConfigError(f"assigner 'lead_only' assigns the lead head only, but {variant} has the auxiliary head "
+                          "(model.aux_head=true): drop the model.aux_head override (it follows the assigner) or "
+                          "choose an aux strategy: assigner=coarse_to_fine | lead_guided | independent")
     if strategy != "lead_only" and not aux_head:
-        raise ValueError(f"assigner {strategy!r} needs the auxiliary head, but {variant} has none "
-                         "(model.aux_head=false): drop the model.aux_head override (it follows the assigner) or "
-                         "choose assigner=lead_only")
+        raise ConfigError(f"assigner {strategy!r} needs the auxiliary head, but {variant} has none "
+                          "(model.aux_head=false): drop the model.aux_head override (it follows the assigner) or "
+                          "choose assigner=lead_only")
 
 
 def upgrade_legacy_config(cfg: dict, aux_head: bool) -> dict:

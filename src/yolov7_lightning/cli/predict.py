@@ -26,6 +26,7 @@ from ..eval import Detector, TorchDetector, draw_detections, prediction_records,
 from ..eval.save_txt import yolo_lines
 from .app import hydra_app
 from .output import require_writable
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,13 @@ BACKENDS = ("pytorch", "onnx")
 def make_detector(cfg: DictConfig) -> Detector:
     """The detector of ``backend``: a checkpoint's network (PyTorch) or an exported graph (ONNX Runtime)."""
     if cfg.backend not in BACKENDS:
-        raise ValueError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
+        raise ConfigError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
     if cfg.backend == "pytorch":
         if not cfg.ckpt:
-            raise ValueError("backend=pytorch needs ckpt=<training checkpoint, deploy file or official .pt>")
+            raise ConfigError("backend=pytorch needs ckpt=<training checkpoint, deploy file or official .pt>")
         return TorchDetector.from_checkpoint(cfg.ckpt, purpose="yolov7-predict")
     if not cfg.model:
-        raise ValueError("backend=onnx needs model=<model.onnx>")
+        raise ConfigError("backend=onnx needs model=<model.onnx>")
     from ..eval.onnx_predict import OnnxDetector
 
     return OnnxDetector(cfg.model)
@@ -75,13 +76,13 @@ def class_filter(classes, names: list[str]) -> list[int] | None:
     for c in wanted:
         if isinstance(c, str) and not c.lstrip("-").isdigit():
             if c not in names:
-                raise ValueError(f"classes: unknown class name {c!r}; the model's classes: {', '.join(names)}")
+                raise ConfigError(f"classes: unknown class name {c!r}; the model's classes: {', '.join(names)}")
             ids.append(names.index(c))
         else:
             ids.append(int(c))
     bad = [i for i in ids if not 0 <= i < max(len(names), 1)] if names else [i for i in ids if i < 0]
     if bad:
-        raise ValueError(f"classes: ids {bad} are outside the model's {len(names)} classes (0..{len(names) - 1})")
+        raise ConfigError(f"classes: ids {bad} are outside the model's {len(names)} classes (0..{len(names) - 1})")
     return ids
 
 

@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, SequentialSampler
 
+from ..errors import ConfigError
 from .collate import collate
 from .config import AugmentConfig
 from .dataset import DetectionDataset
@@ -84,8 +85,8 @@ class YoloDataModule(L.LightningDataModule):
         self.rect = rect
         self.image_weights = image_weights
         if rect and image_weights:
-            raise ValueError("data.rect and data.image_weights exclude each other (as the official --rect and "
-                             "--image-weights): choose one")
+            raise ConfigError("data.rect and data.image_weights exclude each other (as the official --rect and "
+                              "--image-weights): choose one")
         self.datasets: dict[str, DetectionDataset] = {}
         self._read_indexes: dict = {}  # split -> DatasetIndex as read, for the class-list check
         self._train_counts: np.ndarray | None = None  # [n_images, nc] boxes per class (image weights)

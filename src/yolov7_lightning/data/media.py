@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..errors import MissingInputError, UserError
 from .image_io import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -16,7 +17,7 @@ STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://")
 FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v"}  # codecs OpenCV's own writer has
 
 
-class MediaError(ValueError):
+class MediaError(UserError):
     """A video or stream that cannot be opened or written; the message names it."""
 
 
@@ -40,8 +41,8 @@ def media_files(source: str | Path) -> tuple[list[Path], list[Path]]:
         if images or videos:
             return images, videos
         kinds = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
-        raise ValueError(f"{path}: no images or videos ({kinds}) in this folder")
-    raise FileNotFoundError(f"source not found: {path}")
+        raise UserError(f"{path}: no images or videos ({kinds}) in this folder")
+    raise MissingInputError(f"source not found: {path}")
 
 
 def open_capture(source: str | Path | int) -> tuple[cv2.VideoCapture, float]:

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset that cannot be used at all (bad JSON, duplicate ids, no images...). Names the file."""
 
 

@@ -11,6 +11,7 @@ from .config import SourceConfig
 from .records import DatasetError, DatasetIndex
 from .shapes import ShapesSpec, ensure_shapes
 from .yolo_txt import find_images, label_path, load_yolo
+from ..errors import ConfigError
 
 KINDS = ("shapes", "coco", "yolo")
 
@@ -23,7 +24,7 @@ def as_source(cfg) -> SourceConfig:
         cfg = OmegaConf.to_container(cfg, resolve=True)
     unknown = set(cfg) - set(SourceConfig.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"unknown data.source keys {sorted(unknown)}")
+        raise ConfigError(f"unknown data.source keys {sorted(unknown)}")
     return SourceConfig(**cfg)
 
 
@@ -36,7 +37,7 @@ def shapes_spec(src: SourceConfig) -> ShapesSpec:
 def split_index(src: SourceConfig, split: str) -> DatasetIndex:
     """Index of ``split`` (train | val | test); test falls back to val when not configured."""
     if src.kind not in KINDS:
-        raise ValueError(f"unknown data.source.kind {src.kind!r}; valid: {', '.join(KINDS)}")
+        raise ConfigError(f"unknown data.source.kind {src.kind!r}; valid: {', '.join(KINDS)}")
     if src.kind == "shapes":
         root = ensure_shapes(shapes_spec(src), src.root, src.generate_workers)
         name = "train" if split == "train" else "val"

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from .nms import Select
+from ..errors import ConfigError
 
 MIN_OPSET = 11  # NonMaxSuppression
 NMS_PREFIX = "nms/"  # names of the NMS part of an end-to-end graph
@@ -49,7 +50,7 @@ def export_onnx(model: torch.nn.Module, path: str | Path, example: torch.Tensor,
     onnxslim (constant folding, fusions, dead nodes) before they are joined.
     """
     if opset < MIN_OPSET:
-        raise ValueError(f"opset {opset} < {MIN_OPSET} (NonMaxSuppression, Resize)")
+        raise ConfigError(f"opset {opset} < {MIN_OPSET} (NonMaxSuppression, Resize)")
     import onnx
 
     path = Path(path)

@@ -26,6 +26,7 @@ from lightning.pytorch.strategies import ParallelStrategy
 
 from ..assign import Assigner, check_heads
 from ..data.epoch_data import TrainEpochData
+from ..errors import UserError
 from ..eval import non_max_suppression
 from ..eval.tta import predict_augmented
 from ..loss import LossSpec, YOLOv7Loss
@@ -43,8 +44,8 @@ def batch_device(module: L.LightningModule) -> torch.device:
     return next(module.model.parameters()).device
 
 
-class NonFiniteLossError(RuntimeError):
-    pass
+class NonFiniteLossError(UserError, RuntimeError):
+    """A run that diverged: its loss is not finite."""
 
 
 NONFINITE_HINT = ("Try a lower optim.lr0 (e.g. 10x lower), gradient clipping (optim.grad_clip=10.0), or check the "

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..nn.implicit import ImplicitA, ImplicitM
+from ..errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "linear")
@@ -77,7 +78,7 @@ def build_optimizer(model: nn.Module, name: str = OptimSpec.name, lr0: float = O
     """SGD (nesterov) or Adam/AdamW over the three groups; weight decay scaled by the nominal batch:
     ``wd * global_batch * accumulate / nbs``. Group 2 (biases) is the one warm-up treats specially."""
     if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+        raise ConfigError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
     acc = accumulation(batch_size, world_size, nominal_batch)
     wd = weight_decay * batch_size * world_size * acc / nominal_batch
     no_decay, decay, biases = parameter_groups(model)
@@ -99,7 +100,7 @@ class LRLambda:
 
     def __post_init__(self):
         if self.kind not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.kind!r}; valid: {', '.join(SCHEDULES)}")
+            raise ConfigError(f"unknown schedule {self.kind!r}; valid: {', '.join(SCHEDULES)}")
 
     def __call__(self, epoch: int) -> float:
         if self.kind == "linear":
