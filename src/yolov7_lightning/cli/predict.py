@@ -23,7 +23,7 @@ from ..data import ImageMeta, letterbox
 from ..data.image_io import ImageLoadError, decode_image
 from ..data.media import VideoOut, is_stream, media_files, open_capture, read_frames
 from ..eval import Detector, TorchDetector, draw_detections, prediction_records, save_predictions
-from ..eval.save_txt import yolo_lines
+from ..eval.save_txt import label_name, write_lines, yolo_lines
 from .app import hydra_app
 from .output import require_writable
 from ..errors import ConfigError
@@ -95,6 +95,7 @@ class Predictor:
         self.names = list(self.detector.names or [])
         self.size = input_size(cfg, self.detector)
         self.classes = class_filter(cfg.get("classes"), self.names)
+        self.labels_written = 0  # save_txt files
 
     def __call__(self, image, index: int, path: str | Path, txt_name: Path | None):
         boxed, lb = letterbox(image, self.size)
@@ -107,10 +108,9 @@ class Predictor:
         original = dets[0].clone()
         original[:, :4] = meta.to_original(original[:, :4])
         if self.cfg.get("save_txt") and txt_name is not None and len(original):
-            target = self.out_dir / "labels" / txt_name
-            target.parent.mkdir(parents=True, exist_ok=True)
             lines = yolo_lines(original.tolist(), image.shape[1], image.shape[0], bool(self.cfg.get("save_conf")))
-            target.write_text("\n".join(lines) + "\n")
+            write_lines(self.out_dir / "labels" / txt_name, lines)
+            self.labels_written += 1
         return record, draw_detections(image, original, self.names or None)
 
 
@@ -124,7 +124,7 @@ def predict_images(predictor: Predictor, images: list[Path], source: str) -> tup
             log.warning("skipped %s", skipped[-1])
             continue
         name = output_name(path, source)
-        record, drawn = predictor(image, i, path, name.with_suffix(".txt"))
+        record, drawn = predictor(image, i, path, label_name(name))
         records.append(record)
         target = predictor.out_dir / "images" / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +174,8 @@ def run(cfg: DictConfig) -> list[dict]:
             for source, name in targets:
                 frames, dets, written = predict_video(predictor, source, name, lines)
                 print(f"{source}: {frames} frames, {dets} detections -> {written} ({cfg.backend})")
+    if cfg.get("save_txt"):
+        print(f"labels/: {predictor.labels_written} files (save_txt; none for an image without detections)")
     print(f"outputs: {out_dir}  (images/, videos/, predictions.json, predictions.jsonl, labels/ with save_txt)")
     return records
 

@@ -124,6 +124,9 @@ class DatasetIndex:
             raise DatasetError(f"{where}: empty dataset, no usable images{extra}\n{self.report.summary()}")
 
 
+CLIPPED = "bbox partly outside the image, clipped"  # the repair every reader counts
+
+
 def box_problem(box: np.ndarray, height: int, width: int) -> tuple[str | None, np.ndarray]:
     """Check one xyxy box against its image: (reason to skip or None, clipped box).
 

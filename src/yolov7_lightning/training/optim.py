@@ -33,7 +33,11 @@ class OptimSpec:
     nominal_batch: int = 64  # gradients accumulate over max(round(nominal_batch / global batch), 1) batches
     grad_clip: float = 0.0  # 0: off (official); > 0: clip the gradient norm
     multi_scale: bool = False  # official --multi-scale: random size in [0.5, 1.5] x image size per batch
-    max_nonfinite: int = 10  # non-finite losses in a row before the run stops
+    max_nonfinite: int = 10  # non-finite losses among the last 2 x max_nonfinite steps that stop the run
+
+    def __post_init__(self):
+        if self.max_nonfinite < 1:
+            raise ConfigError(f"optim.max_nonfinite={self.max_nonfinite}: must be >= 1")
 
 
 @dataclass
