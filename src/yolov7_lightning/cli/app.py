@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from ..config import register_configs
@@ -25,7 +26,10 @@ ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.E
 
 def user_error_message(e: BaseException, out_dir: str | None = None) -> str | None:
     """The one line to print for an error the user can fix (:class:`~yolov7_lightning.errors.UserError`,
-    or an OSError of :data:`ENVIRONMENT_ERRNOS`, named by its file), or None: a bug, shown with its traceback."""
+    or an OSError of :data:`ENVIRONMENT_ERRNOS`, named by its file), or None: a bug, shown with its traceback.
+    Hydra's ``instantiate`` wraps what a constructor raised: the cause is judged."""
+    while isinstance(e, InstantiationException) and e.__cause__ is not None:
+        e = e.__cause__
     if isinstance(e, UserError):
         return str(e)
     if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:

@@ -40,7 +40,7 @@ def media_files(source: str | Path) -> tuple[list[Path], list[Path]]:
         videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
         if images or videos:
             return images, videos
-        kinds = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+        kinds = ", ".join(sorted({*IMAGE_SUFFIXES, *VIDEO_SUFFIXES}))
         raise UserError(f"{path}: no images or videos ({kinds}) in this folder")
     raise MissingInputError(f"source not found: {path}")
 
