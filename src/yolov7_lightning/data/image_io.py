@@ -35,14 +35,14 @@ def probe_image(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             width, height = im.size
+            if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+                raise ImageProblem(TOO_LARGE)
             fmt = im.format
             orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
     except Image.DecompressionBombError:
         raise ImageProblem(TOO_LARGE) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ImageProblem(f"corrupt or unreadable image ({type(e).__name__})") from None
-    if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
-        raise ImageProblem(TOO_LARGE)
     if fmt == "JPEG":
         with open(path, "rb") as f:
             f.seek(-2, 2)
