@@ -12,9 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from tests.helpers import run_cli
+from tests.helpers import run_cli, save_tiny_checkpoint
 from tests.integration.test_class_lists import write_yolo
 from yolov7_lightning.cli import eval as eval_cli
 from yolov7_lightning.cli import export as export_cli
@@ -22,20 +21,7 @@ from yolov7_lightning.cli import predict as predict_cli
 from yolov7_lightning.cli import train as train_cli
 from yolov7_lightning.cli.app import user_error_message
 from yolov7_lightning.errors import ConfigError
-from yolov7_lightning.training.module import YOLOv7Module
 
-NAMES = ["a", "b"]
-
-
-def save_tiny_checkpoint(path: Path) -> Path:
-    """An untrained 2-class yolov7-tiny as a training checkpoint (hyper-parameters + weights)."""
-    module = YOLOv7Module(model={"_target_": "yolov7_lightning.models.build_model", "variant": "yolov7-tiny",
-                                 "num_classes": len(NAMES)},
-                          loss={"_target_": "yolov7_lightning.loss.YOLOv7Loss", "_partial_": True},
-                          assigner={"_target_": "yolov7_lightning.assign.Assigner", "strategy": "lead_only"},
-                          optim={}, schedule={}, image_size=64, batch_size=2, names=NAMES, category_ids=[0, 1])
-    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
-    return path
 
 
 @pytest.fixture(scope="module")
