@@ -19,6 +19,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from ..atomic import atomic_write
 from ..data import ImageMeta, letterbox
 from ..data.image_io import ImageLoadError, decode_image
 from ..data.media import VideoOut, is_stream, media_files, open_capture, read_frames
@@ -126,12 +127,22 @@ def predict_images(predictor: Predictor, images: list[Path], source: str) -> tup
         name = output_name(path, source)
         record, drawn = predictor(image, i, path, label_name(name))
         records.append(record)
-        target = predictor.out_dir / "images" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(target), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR)):
-            target = target.with_name(target.name + ".png")  # an extension OpenCV cannot write
-            cv2.imwrite(str(target), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        write_image(predictor.out_dir / "images" / name, drawn)
     return records, skipped
+
+
+def write_image(target: Path, rgb) -> Path:
+    """The drawn image, encoded as its extension says (``.png`` appended where OpenCV has no encoder
+    for it), written atomically: a full disk is an error naming the file, not a missing image."""
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    try:
+        ok, encoded = cv2.imencode(target.suffix, bgr)
+    except cv2.error:
+        ok = False
+    if not ok:
+        target = target.with_name(target.name + ".png")  # an extension OpenCV cannot write
+        ok, encoded = cv2.imencode(".png", bgr)
+    return atomic_write(target, lambda f: f.write(encoded.tobytes()))
 
 
 def predict_video(predictor: Predictor, source, name: Path, lines) -> tuple[int, int, Path]:

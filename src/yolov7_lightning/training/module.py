@@ -92,6 +92,7 @@ class YOLOv7Module(L.LightningModule):
         self.iteration = 0  # batches seen over the whole run (the official ``ni``)
         self.nonfinite_recent: deque[bool] = deque(maxlen=2 * self.optim.max_nonfinite)  # skipped? per recent step
         self.nonfinite_total = 0
+        self._diverged: str | None = None  # why the run stops at the next epoch start (or its end)
         self.eval_result: EvalResult | None = None  # the last validation / test pass (evaluate() returns it)
         self._eval_pass: EvalPass | None = None
         self.class_maps: list[float] | None = None  # per-class mAP@.5:.95 of the last validation (image weights)
@@ -123,6 +124,7 @@ class YOLOv7Module(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         """lr = lr0 x schedule(epoch), set from the epoch number (which keeps a resumed run exact)."""
+        self._stop_if_diverged()  # the last epoch mostly skipped its steps
         if self.frozen:  # Lightning restores module modes around validation; frozen BN stays in eval mode
             freeze_batchnorm(self.frozen)
         factor = self.lr_lambda(self.current_epoch)
@@ -161,6 +163,7 @@ class YOLOv7Module(L.LightningModule):
             object.__setattr__(self, "_compiled_model", torch.compile(self.model, backend=backend))
 
     def on_train_end(self) -> None:
+        self._stop_if_diverged()  # after the last epoch's checkpoints
         if self.__dict__.pop("_compiled_model", None) is not None:
             from torch._dynamo.utils import counters
 
@@ -240,12 +243,16 @@ class YOLOv7Module(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         """A run whose steps were mostly skipped (non-finite losses) so far has diverged, even when too
-        short for the window of :meth:`_check_finite`: it stops instead of ending as a success."""
+        short for the window of :meth:`_check_finite`: it stops (:meth:`_stop_if_diverged`) once the
+        epoch's checkpoints are written, instead of ending as a success."""
         steps = self.iteration  # every training batch of the run (a resumed run: its earlier epochs too)
         if steps and 2 * self.nonfinite_total > steps:
-            raise NonFiniteLossError(f"{self.nonfinite_total} of the {steps} training steps so far had a non-finite "
-                                     f"loss (skipped), by the end of epoch {self.current_epoch}: the run diverged. "
-                                     f"{NONFINITE_HINT}")
+            self._diverged = (f"{self.nonfinite_total} of the {steps} training steps so far had a non-finite loss "
+                              f"(skipped), by the end of epoch {self.current_epoch}: the run diverged. {NONFINITE_HINT}")
+
+    def _stop_if_diverged(self) -> None:
+        if self._diverged:
+            raise NonFiniteLossError(self._diverged)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["yolov7"] = {"iteration": self.iteration, "nonfinite_total": self.nonfinite_total,
