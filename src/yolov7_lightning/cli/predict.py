@@ -22,12 +22,12 @@ from omegaconf import DictConfig
 from ..atomic import atomic_write
 from ..data import ImageMeta, letterbox
 from ..data.image_io import ImageLoadError, decode_image
+from ..errors import ConfigError
 from ..data.media import VideoOut, is_stream, media_files, open_capture, read_frames
 from ..eval import Detector, TorchDetector, draw_detections, prediction_records, save_predictions
 from ..eval.save_txt import label_name, write_lines, yolo_lines
 from .app import hydra_app
 from .output import require_writable
-from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 

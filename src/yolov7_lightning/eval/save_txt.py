@@ -18,7 +18,7 @@ from .base import DetectionEvaluator
 
 
 def label_name(relative: Path) -> Path:
-    """``sub/a.jpg`` -> ``sub/a.jpg.txt``: the label file of an image (or a video) at ``relative``."""
+    """``sub/a.jpg`` -> ``sub/a.jpg.txt``: the label file of the image at ``relative``."""
     return relative.with_name(relative.name + ".txt")
 
 
