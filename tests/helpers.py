@@ -68,3 +68,20 @@ def run_cli(main, *args: str) -> tuple[int, str, str]:
     finally:
         sys.argv = argv
     return code, out.getvalue(), err.getvalue()
+
+
+def save_tiny_checkpoint(path, names: tuple[str, ...] = ("a", "b"), seed: int = 0) -> pathlib.Path:
+    """An untrained yolov7-tiny for ``names`` saved as a training checkpoint (hyper-parameters and
+    weights, what ``yolov7-eval``, ``yolov7-predict``, ``yolov7-export`` and ``ckpt_path`` read);
+    image size 64."""
+    from yolov7_lightning.training.module import YOLOv7Module
+
+    torch.manual_seed(seed)
+    module = YOLOv7Module(model={"_target_": "yolov7_lightning.models.build_model", "variant": "yolov7-tiny",
+                                 "num_classes": len(names)},
+                          loss={"_target_": "yolov7_lightning.loss.YOLOv7Loss", "_partial_": True},
+                          assigner={"_target_": "yolov7_lightning.assign.Assigner", "strategy": "lead_only"},
+                          optim={}, schedule={}, image_size=64, batch_size=2, names=list(names),
+                          category_ids=list(range(len(names))))
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    return pathlib.Path(path)

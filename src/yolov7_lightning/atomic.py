@@ -18,19 +18,26 @@ import torch
 @contextmanager
 def atomic_open(path: str | os.PathLike, binary: bool = True, newline: str | None = None) -> Iterator[IO]:
     """A file to write ``path`` through (text: UTF-8): a temp file beside it, renamed to ``path``
-    when the ``with`` block ends without an exception, removed otherwise."""
+    when the ``with`` block ends without an exception, removed otherwise. A write the disk refuses (full,
+    quota, file-size limit) raises the OSError naming ``path``, also where the writer reported it
+    otherwise (``torch.save`` turns it into a RuntimeError)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    f = None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; the file gets the mode open() would give
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": newline})) as f:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": newline})) as raw:
+            f = _Remembering(raw)
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        error = e if isinstance(e, OSError) else getattr(f, "error", None)
+        if error is not None and error.filename is None:
+            raise OSError(error.errno, error.strerror, str(path)) from e
         raise
 
 
@@ -77,6 +84,29 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: b
     with atomic_open(path, binary=binary) as f:
         write(f)
     return Path(path)
+
+
+class _Remembering:
+    """A file whose first OSError on write or flush is kept (``error``)."""
+
+    def __init__(self, file: IO):
+        self._file, self.error = file, None
+
+    def __getattr__(self, name: str):
+        return getattr(self._file, name)
+
+    def _remember(self, call, *args):
+        try:
+            return call(*args)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def write(self, data):
+        return self._remember(self._file.write, data)
+
+    def flush(self):
+        return self._remember(self._file.flush)
 
 
 def _umask() -> int:

@@ -12,6 +12,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from .errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -41,7 +43,7 @@ def to_spec(cls: type[T], value: Any, group: str) -> T:
         if hydra_key(key):
             continue
         if key not in names:
-            raise ValueError(f"unknown key '{group}.{key}'; valid keys of {group}: {', '.join(names)}")
+            raise ConfigError(f"unknown key '{group}.{key}'; valid keys of {group}: {', '.join(names)}")
         if dataclasses.is_dataclass(hints[key]) and isinstance(item, Mapping):
             item = to_spec(hints[key], item, f"{group}.{key}")
         kwargs[key] = item

@@ -70,7 +70,7 @@ def test_class_filter_agnostic_nms_and_save_txt_on_an_image(deploy_file, tmp_pat
     assert code == 0, out[-3000:]
     (rec,) = json.loads((run / "predictions.json").read_text())
     assert set(rec["classes"]) == {0, 1}  # a random 2-class model: both classes at conf 0
-    rows = [list(map(float, line.split())) for line in (run / "labels" / "a.txt").read_text().splitlines()]
+    rows = [list(map(float, line.split())) for line in (run / "labels" / "a.png.txt").read_text().splitlines()]
     assert len(rows) == len(rec["scores"]) and all(len(r) == 6 for r in rows)
     for (cls, cx, cy, w, h, score), box, c, s in zip(rows, rec["boxes"], rec["classes"], rec["scores"]):
         assert cls == c and score == pytest.approx(s, abs=1e-5)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
+from ..errors import ConfigError
+
 
 class Strategy(NamedTuple):
     """One row: the heads a strategy works with and how it labels them."""
@@ -43,7 +45,7 @@ def get_strategy(name: str) -> Strategy:
     try:
         return STRATEGIES[name]
     except KeyError:
-        raise ValueError(f"unknown assigner strategy {name!r}; valid: {', '.join(STRATEGIES)}") from None
+        raise ConfigError(f"unknown assigner strategy {name!r}; valid: {', '.join(STRATEGIES)}") from None
 
 
 def aux_head_for(strategy: Optional[str]) -> Optional[bool]:
@@ -59,10 +61,10 @@ def check_heads(strategy: str, aux_head: bool, variant: str = "the model") -> No
         return
     if aux_head:
         aux = " | ".join(name for name, r in reversed(STRATEGIES.items()) if r.aux_head and not r.aux_optional)
-        raise ValueError(f"assigner {strategy!r} assigns the lead head only, but {variant} has the auxiliary head "
+        raise ConfigError(f"assigner {strategy!r} assigns the lead head only, but {variant} has the auxiliary head "
                          "(model.aux_head=true): drop the model.aux_head override (it follows the assigner) or "
                          f"choose an aux strategy: assigner={aux}")
     no_aux = " | ".join(name for name, r in STRATEGIES.items() if not r.aux_head and not r.aux_optional)
-    raise ValueError(f"assigner {strategy!r} needs the auxiliary head, but {variant} has none "
+    raise ConfigError(f"assigner {strategy!r} needs the auxiliary head, but {variant} has none "
                      "(model.aux_head=false): drop the model.aux_head override (it follows the assigner) or "
                      f"choose assigner={no_aux}")

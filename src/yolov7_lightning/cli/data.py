@@ -19,6 +19,7 @@ from ..data.shapes import ensure_shapes
 from ..data.sources import as_source, shapes_spec, split_index
 from ..data.yolo_txt import load_yolo
 from .app import hydra_app
+from ..errors import ConfigError
 
 ACTIONS = ("shapes", "yolo2coco", "anchors")
 FORMATS = ("text", "json")
@@ -33,7 +34,7 @@ def anchors(cfg: DictConfig) -> dict:
     from ..training.weights import load_pretrained
 
     if cfg.format not in FORMATS:
-        raise ValueError(f"unknown format {cfg.format!r}; valid: {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown format {cfg.format!r}; valid: {', '.join(FORMATS)}")
     size = max(as_hw(OmegaConf.to_container(cfg.data.img_size) if not isinstance(cfg.data.img_size, int)
                      else cfg.data.img_size))
     index = split_index(as_source(cfg.data.source), "train")
@@ -51,7 +52,7 @@ def anchors(cfg: DictConfig) -> dict:
 
 def run(cfg: DictConfig) -> Path | dict:
     if cfg.action not in ACTIONS:
-        raise ValueError(f"unknown action {cfg.action!r}; valid: {', '.join(ACTIONS)}")
+        raise ConfigError(f"unknown action {cfg.action!r}; valid: {', '.join(ACTIONS)}")
     if cfg.action == "anchors":
         return anchors(cfg)
     if cfg.action == "shapes":
@@ -60,7 +61,7 @@ def run(cfg: DictConfig) -> Path | dict:
         print(f"shapes dataset: {folder}")
         return folder
     if not cfg.images or not cfg.out:
-        raise ValueError("yolo2coco needs images=<folder of images> and out=<json file>")
+        raise ConfigError("yolo2coco needs images=<folder of images> and out=<json file>")
     names = OmegaConf.to_container(cfg.names) if cfg.names else None
     index = load_yolo(cfg.images, names)
     index.report.log_once()

@@ -18,13 +18,14 @@ from ..training.checkpoint import load_module
 from ..training.evaluation import evaluate
 from .app import hydra_app
 from .output import require_writable
+from ..errors import ConfigError, UserError
 
 SPLITS = ("val", "test")
 
 
 def run(cfg: DictConfig) -> dict:
     if cfg.split not in SPLITS:
-        raise ValueError(f"unknown split {cfg.split!r}; valid: {', '.join(SPLITS)}")
+        raise ConfigError(f"unknown split {cfg.split!r}; valid: {', '.join(SPLITS)}")
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     require_writable(out_dir)
     module = load_module(cfg.ckpt, purpose="yolov7-eval")
@@ -32,7 +33,7 @@ def run(cfg: DictConfig) -> dict:
                                                        augment=bool(cfg.get("tta", False))))  # official --augment
     datamodule = instantiate(cfg.data, augment=None, stride=module.model.max_stride)
     if list(datamodule.names) != list(module.hparams.names or datamodule.names):
-        raise ValueError(f"{cfg.ckpt} was trained on classes {module.hparams.names}, data has {datamodule.names}")
+        raise UserError(f"{cfg.ckpt} was trained on classes {module.hparams.names}, data has {datamodule.names}")
     trainer = instantiate(cfg.trainer, logger=False, max_epochs=1)
     result = evaluate(trainer, module, datamodule, cfg.split)
     result.detections.save_json(out_dir / "predictions_coco.json")

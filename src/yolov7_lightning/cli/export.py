@@ -19,6 +19,7 @@ from ..export import ExportOptions, Tolerances, export
 from ..export.check import FP16_TOLERANCES
 from .app import hydra_app
 from .output import require_writable
+from ..errors import ConfigError
 
 
 def options_from_config(cfg: DictConfig) -> ExportOptions:
@@ -40,7 +41,7 @@ def options_from_config(cfg: DictConfig) -> ExportOptions:
 def _tolerances(cfg, default: Tolerances) -> Tolerances:
     unknown = set(cfg) - set(default.as_dict())
     if unknown:
-        raise ValueError(f"unknown tolerance key(s) {sorted(unknown)}; valid: {sorted(default.as_dict())}")
+        raise ConfigError(f"unknown tolerance key(s) {sorted(unknown)}; valid: {sorted(default.as_dict())}")
     return Tolerances(**{k: float(cfg.get(k, v)) for k, v in default.as_dict().items()})
 
 

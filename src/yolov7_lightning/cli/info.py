@@ -17,13 +17,14 @@ from ..models import build_model
 from ..models.summary import summarize
 from ..specs import to_spec
 from .app import hydra_app
+from ..errors import ConfigError
 
 FORMATS = ("table", "json")
 
 
 def run(cfg: DictConfig) -> dict:
     if cfg.format not in FORMATS:
-        raise ValueError(f"unknown format {cfg.format!r}; valid: {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown format {cfg.format!r}; valid: {', '.join(FORMATS)}")
     with torch.device("meta"):  # shapes only: nothing is allocated or computed
         model = build_model(to_spec(ModelConfig, cfg.model, "model").spec())
     info = summarize(model, cfg.image_size)

@@ -6,8 +6,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..errors import UserError
 
-class OutputFolderError(OSError):
+
+class OutputFolderError(UserError, OSError):
     """An output folder that cannot be created or written. Names the folder."""
 
 

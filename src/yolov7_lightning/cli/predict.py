@@ -19,12 +19,13 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from ..atomic import atomic_open, atomic_write_bytes, atomic_write_text
+from ..atomic import atomic_open, atomic_write
 from ..data import ImageMeta, letterbox
 from ..data.image_io import ImageLoadError, decode_image
+from ..errors import ConfigError
 from ..data.media import VideoOut, is_stream, media_files, open_capture, read_frames
 from ..eval import Detector, TorchDetector, draw_detections, prediction_records, save_predictions
-from ..eval.save_txt import yolo_lines
+from ..eval.save_txt import label_name, write_lines, yolo_lines
 from .app import hydra_app
 from .output import require_writable
 
@@ -37,13 +38,13 @@ BACKENDS = ("pytorch", "onnx")
 def make_detector(cfg: DictConfig) -> Detector:
     """The detector of ``backend``: a checkpoint's network (PyTorch) or an exported graph (ONNX Runtime)."""
     if cfg.backend not in BACKENDS:
-        raise ValueError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
+        raise ConfigError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
     if cfg.backend == "pytorch":
         if not cfg.ckpt:
-            raise ValueError("backend=pytorch needs ckpt=<training checkpoint, deploy file or official .pt>")
+            raise ConfigError("backend=pytorch needs ckpt=<training checkpoint, deploy file or official .pt>")
         return TorchDetector.from_checkpoint(cfg.ckpt, purpose="yolov7-predict")
     if not cfg.model:
-        raise ValueError("backend=onnx needs model=<model.onnx>")
+        raise ConfigError("backend=onnx needs model=<model.onnx>")
     from ..eval.onnx_predict import OnnxDetector
 
     return OnnxDetector(cfg.model)
@@ -76,13 +77,13 @@ def class_filter(classes, names: list[str]) -> list[int] | None:
     for c in wanted:
         if isinstance(c, str) and not c.lstrip("-").isdigit():
             if c not in names:
-                raise ValueError(f"classes: unknown class name {c!r}; the model's classes: {', '.join(names)}")
+                raise ConfigError(f"classes: unknown class name {c!r}; the model's classes: {', '.join(names)}")
             ids.append(names.index(c))
         else:
             ids.append(int(c))
     bad = [i for i in ids if not 0 <= i < max(len(names), 1)] if names else [i for i in ids if i < 0]
     if bad:
-        raise ValueError(f"classes: ids {bad} are outside the model's {len(names)} classes (0..{len(names) - 1})")
+        raise ConfigError(f"classes: ids {bad} are outside the model's {len(names)} classes (0..{len(names) - 1})")
     return ids
 
 
@@ -95,6 +96,7 @@ class Predictor:
         self.names = list(self.detector.names or [])
         self.size = input_size(cfg, self.detector)
         self.classes = class_filter(cfg.get("classes"), self.names)
+        self.labels_written = 0  # save_txt files
 
     def __call__(self, image, index: int, path: str | Path, txt_name: Path | None):
         boxed, lb = letterbox(image, self.size)
@@ -107,23 +109,10 @@ class Predictor:
         original = dets[0].clone()
         original[:, :4] = meta.to_original(original[:, :4])
         if self.cfg.get("save_txt") and txt_name is not None and len(original):
-            target = self.out_dir / "labels" / txt_name
             lines = yolo_lines(original.tolist(), image.shape[1], image.shape[0], bool(self.cfg.get("save_conf")))
-            atomic_write_text("\n".join(lines) + "\n", target)
+            write_lines(self.out_dir / "labels" / txt_name, lines)
+            self.labels_written += 1
         return record, draw_detections(image, original, self.names or None)
-
-
-def encode_image(bgr, target: Path) -> tuple[bytes, Path]:
-    """``bgr`` encoded in the format of ``target``'s extension, or as PNG (``<name>.png``) for an
-    extension OpenCV cannot write; (bytes, the file to write)."""
-    try:
-        ok, data = cv2.imencode(target.suffix, bgr)
-    except cv2.error:
-        ok = False
-    if not ok:
-        target = target.with_name(target.name + ".png")
-        ok, data = cv2.imencode(".png", bgr)
-    return data.tobytes(), target
 
 
 def predict_images(predictor: Predictor, images: list[Path], source: str) -> tuple[list[dict], list[str]]:
@@ -136,12 +125,24 @@ def predict_images(predictor: Predictor, images: list[Path], source: str) -> tup
             log.warning("skipped %s", skipped[-1])
             continue
         name = output_name(path, source)
-        record, drawn = predictor(image, i, path, name.with_suffix(".txt"))
+        record, drawn = predictor(image, i, path, label_name(name))
         records.append(record)
-        target = predictor.out_dir / "images" / name
-        data, target = encode_image(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR), target)
-        atomic_write_bytes(data, target)
+        write_image(predictor.out_dir / "images" / name, drawn)
     return records, skipped
+
+
+def write_image(target: Path, rgb) -> Path:
+    """The drawn image, encoded as its extension says (``.png`` appended where OpenCV has no encoder
+    for it), written atomically: a full disk is an error naming the file, not a missing image."""
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    try:
+        ok, encoded = cv2.imencode(target.suffix, bgr)
+    except cv2.error:
+        ok = False
+    if not ok:
+        target = target.with_name(target.name + ".png")  # an extension OpenCV cannot write
+        ok, encoded = cv2.imencode(".png", bgr)
+    return atomic_write(target, lambda f: f.write(encoded.tobytes()))
 
 
 def predict_video(predictor: Predictor, source, name: Path, lines) -> tuple[int, int, Path]:
@@ -186,6 +187,8 @@ def run(cfg: DictConfig) -> list[dict]:
             for source, name in targets:
                 frames, dets, written = predict_video(predictor, source, name, lines)
                 print(f"{source}: {frames} frames, {dets} detections -> {written} ({cfg.backend})")
+    if cfg.get("save_txt"):
+        print(f"labels/: {predictor.labels_written} files (save_txt; none for an image without detections)")
     print(f"outputs: {out_dir}  (images/, videos/, predictions.json, predictions.jsonl, labels/ with save_txt)")
     return records
 

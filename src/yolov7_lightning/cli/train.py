@@ -24,6 +24,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..atomic import atomic_write_json
 from ..config import ModelConfig
+from ..errors import UserError
 from ..models import get_arch
 from ..models.autoanchor import apply_anchor_config, index_wh
 from ..models.checkpoint_reader import load_weights, read_checkpoint
@@ -75,6 +76,11 @@ def fit_anchors(cfg: DictConfig, module: YOLOv7Module, datamodule, resuming: boo
     return fit.as_dict()
 
 
+def _short(names) -> str:
+    names = list(names)
+    return str(names[:10])[:-1] + (", ...]" if len(names) > 10 else "]")
+
+
 def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
     """(datamodule, module, trainer, model summary) from a composed ``train`` config."""
     arch = get_arch(cfg.model.variant)
@@ -95,6 +101,12 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
     datamodule.prepare_data()
     datamodule.setup("fit")  # train and val read now: a class list that differs between them stops here
     num_classes = len(datamodule.names)
+    if ckpt_path:
+        trained = (resumed.raw.get("hyper_parameters") or {}).get("names")
+        if trained is not None and list(trained) != list(datamodule.names):
+            raise UserError(f"{ckpt_path}: trained on {len(trained)} classes {_short(trained)}, the data has "
+                            f"{num_classes} {_short(datamodule.names)}; resume it on the data it trained on, or "
+                            "start a new run from its weights with model.weights=<file>")
     if specs.model.num_classes != num_classes:
         log.info("model.num_classes %s -> %d (the dataset's classes)", specs.model.num_classes, num_classes)
     module = YOLOv7Module(model=replace(specs.model, num_classes=num_classes), loss=specs.loss, assigner=specs.assigner,

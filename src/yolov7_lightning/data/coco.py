@@ -19,7 +19,7 @@ import numpy as np
 from pycocotools.coco import COCO
 
 from .image_io import ImageProblem, probe_image
-from .records import DatasetError, DatasetIndex, ImageRecord, LoadReport, box_problem
+from .records import CLIPPED, DatasetError, DatasetIndex, ImageRecord, LoadReport, box_problem
 
 
 def read_json(path: Path) -> dict:
@@ -140,7 +140,7 @@ def _record(coco: COCO, im: dict, path: Path, h: int, w: int, contiguous: dict, 
             report.skip(reason, where)
             continue
         if not np.array_equal(box, np.array([x, y, x + bw, y + bh], np.float32)):
-            report.repair("bbox partly outside the image, clipped", where)
+            report.repair(CLIPPED, where)
         cls = contiguous[ann["category_id"]]
         if ann.get("iscrowd", 0):
             crowd.append(box)

@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, SequentialSampler
 
+from ..errors import ConfigError
 from .collate import collate
 from .config import AugmentConfig
 from .dataset import DetectionDataset
@@ -40,6 +41,20 @@ def as_hw(size) -> tuple[int, int]:
         return size, size
     h, w = size
     return int(h), int(w)
+
+
+def check_loader_settings(img_size, batch_size: int, val_batch_size: int | None, num_workers: int, stride: int) -> None:
+    """Values no loader can work with stop at start-up, naming the key (a zero batch size used to
+    end in a ZeroDivisionError)."""
+    if batch_size < 1:
+        raise ConfigError(f"data.batch_size={batch_size}: must be >= 1")
+    if val_batch_size is not None and val_batch_size < 1:
+        raise ConfigError(f"data.val_batch_size={val_batch_size}: must be >= 1 (or null: 2 x data.batch_size)")
+    if num_workers < 0:
+        raise ConfigError(f"data.num_workers={num_workers}: must be >= 0 (0: load in the main process)")
+    sides = as_hw(img_size)
+    if min(sides) <= 0 or any(s % stride for s in sides):
+        raise ConfigError(f"data.img_size={img_size}: must be a positive multiple of the max stride {stride}")
 
 
 class YoloDataModule(L.LightningDataModule):
@@ -70,6 +85,8 @@ class YoloDataModule(L.LightningDataModule):
                  rect_val: bool = True, stride: int = 32, rect_pad: float = 0.5, transfer_uint8: bool = False,
                  single_cls: bool = False, rect: bool = False, image_weights: bool = False) -> None:
         super().__init__()
+        check_loader_settings(img_size=img_size, batch_size=batch_size, val_batch_size=val_batch_size,
+                              num_workers=num_workers, stride=stride)
         self.source = as_source(source or {})
         self.augment = as_augment(augment)
         self.img_size = as_hw(img_size)
@@ -84,8 +101,8 @@ class YoloDataModule(L.LightningDataModule):
         self.rect = rect
         self.image_weights = image_weights
         if rect and image_weights:
-            raise ValueError("data.rect and data.image_weights exclude each other (as the official --rect and "
-                             "--image-weights): choose one")
+            raise ConfigError("data.rect and data.image_weights exclude each other (as the official --rect and "
+                              "--image-weights): choose one")
         self.datasets: dict[str, DetectionDataset] = {}
         self._read_indexes: dict = {}  # split -> DatasetIndex as read, for the class-list check
         self._train_counts: np.ndarray | None = None  # [n_images, nc] boxes per class (image weights)

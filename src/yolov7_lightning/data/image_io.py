@@ -16,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _EXIF_ORIENTATION = 274
+TOO_LARGE = "image over PIL's pixel limit (PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?)"
 
 
 class ImageProblem(Exception):
@@ -27,14 +28,19 @@ class ImageLoadError(RuntimeError):
 
 
 def probe_image(path: Path) -> tuple[int, int]:
-    """(height, width) after EXIF orientation, reading only the header; raises :class:`ImageProblem`."""
+    """(height, width) after EXIF orientation, reading only the header; raises :class:`ImageProblem`.
+    An image of more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` is one (PIL refuses twice that many)."""
     if not path.is_file():
         raise ImageProblem("missing image file")
     try:
         with Image.open(path) as im:
             width, height = im.size
+            if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+                raise ImageProblem(TOO_LARGE)
             fmt = im.format
             orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Image.DecompressionBombError:
+        raise ImageProblem(TOO_LARGE) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ImageProblem(f"corrupt or unreadable image ({type(e).__name__})") from None
     if fmt == "JPEG":

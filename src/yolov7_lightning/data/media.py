@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from ..atomic import atomic_path
+from ..errors import MissingInputError, UserError
 from .image_io import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -17,7 +18,7 @@ STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://")
 FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v"}  # codecs OpenCV's own writer has
 
 
-class MediaError(ValueError):
+class MediaError(UserError):
     """A video or stream that cannot be opened or written; the message names it."""
 
 
@@ -40,9 +41,9 @@ def media_files(source: str | Path) -> tuple[list[Path], list[Path]]:
         videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
         if images or videos:
             return images, videos
-        kinds = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
-        raise ValueError(f"{path}: no images or videos ({kinds}) in this folder")
-    raise FileNotFoundError(f"source not found: {path}")
+        kinds = ", ".join(sorted({*IMAGE_SUFFIXES, *VIDEO_SUFFIXES}))
+        raise UserError(f"{path}: no images or videos ({kinds}) in this folder")
+    raise MissingInputError(f"source not found: {path}")
 
 
 def open_capture(source: str | Path | int) -> tuple[cv2.VideoCapture, float]:

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset that cannot be used at all (bad JSON, duplicate ids, no images...). Names the file."""
 
 
@@ -120,6 +122,9 @@ class DatasetIndex:
         if not self.records:
             extra = f" ({sum(self.report.skipped.values())} skipped)" if self.report.skipped else ""
             raise DatasetError(f"{where}: empty dataset, no usable images{extra}\n{self.report.summary()}")
+
+
+CLIPPED = "bbox partly outside the image, clipped"  # the repair every reader counts
 
 
 def box_problem(box: np.ndarray, height: int, width: int) -> tuple[str | None, np.ndarray]:

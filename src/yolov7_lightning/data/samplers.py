@@ -27,6 +27,7 @@ import math
 import numpy as np
 from torch.utils.data import BatchSampler, Sampler
 
+from ..errors import UserError
 from .dataset import SampleKey
 
 log = logging.getLogger(__name__)
@@ -129,8 +130,8 @@ class RectBatchSampler(BatchSampler):
         self.num_replicas, self.rank = _world(sampler)
         n = len(self.sizes_hw)
         if n < self.num_replicas:
-            raise ValueError(f"the evaluation split has {n} images, fewer than the {self.num_replicas} DDP processes: "
-                             "every process needs at least one image")
+            raise UserError(f"the evaluation split has {n} images, fewer than the {self.num_replicas} DDP processes: "
+                            "every process needs at least one image")
         if math.ceil(n / self.batch_size) < self.num_replicas:  # every rank needs a batch: smaller batches
             self.batch_size = math.ceil(n / self.num_replicas)
             log.warning("evaluation batch size %d -> %d so that each of the %d processes gets a batch of the %d images",

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from ..atomic import atomic_folder
+from ..errors import ConfigError
 
 CLASSES = ("circle", "square", "triangle", "star", "cross")
 HUES = (0, 30, 60, 105, 150)  # OpenCV hue (0-180) centre per class: red, yellow, green, blue, magenta
@@ -189,9 +190,9 @@ def _pool_map(fn, jobs: list, workers: int) -> list:
 def generate(spec: ShapesSpec, out: Path, workers: int = 1) -> None:
     """Write both splits into ``out`` (an empty or new folder)."""
     if not 1 <= spec.num_classes <= len(CLASSES):
-        raise ValueError(f"shapes num_classes must be 1..{len(CLASSES)} (got {spec.num_classes})")
+        raise ConfigError(f"shapes num_classes must be 1..{len(CLASSES)} (got {spec.num_classes})")
     if spec.max_size and not spec.min_size <= spec.max_size <= spec.image_size / 2:
-        raise ValueError(f"shapes max_size must be in [min_size, image_size / 2] (got {spec.max_size})")
+        raise ConfigError(f"shapes max_size must be in [min_size, image_size / 2] (got {spec.max_size})")
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASSES[:spec.num_classes])]
     (out / "annotations").mkdir(parents=True)
     for split, count in (("train", spec.num_train), ("val", spec.num_val)):

@@ -10,7 +10,8 @@ from .coco import load_coco
 from .config import SourceConfig
 from .records import DatasetError, DatasetIndex
 from .shapes import ShapesSpec, ensure_shapes
-from .yolo_txt import find_images, label_path, load_yolo
+from .yolo_txt import class_index, find_images, label_path, load_yolo
+from ..errors import ConfigError
 
 KINDS = ("shapes", "coco", "yolo")
 
@@ -23,7 +24,7 @@ def as_source(cfg) -> SourceConfig:
         cfg = OmegaConf.to_container(cfg, resolve=True)
     unknown = set(cfg) - set(SourceConfig.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"unknown data.source keys {sorted(unknown)}")
+        raise ConfigError(f"unknown data.source keys {sorted(unknown)}")
     return SourceConfig(**cfg)
 
 
@@ -36,7 +37,7 @@ def shapes_spec(src: SourceConfig) -> ShapesSpec:
 def split_index(src: SourceConfig, split: str) -> DatasetIndex:
     """Index of ``split`` (train | val | test); test falls back to val when not configured."""
     if src.kind not in KINDS:
-        raise ValueError(f"unknown data.source.kind {src.kind!r}; valid: {', '.join(KINDS)}")
+        raise ConfigError(f"unknown data.source.kind {src.kind!r}; valid: {', '.join(KINDS)}")
     if src.kind == "shapes":
         root = ensure_shapes(shapes_spec(src), src.root, src.generate_workers)
         name = "train" if split == "train" else "val"
@@ -56,8 +57,12 @@ def split_index(src: SourceConfig, split: str) -> DatasetIndex:
 def yolo_class_count(src: SourceConfig) -> int:
     """``max class index + 1`` over the label files of every configured split (``data=yolo`` without
     ``names``): one class list for all splits. Lines that are not a valid class index are left to
-    the loader, which skips and counts them."""
-    base, top = Path(src.root or "."), -1
+    the loader, which skips and counts them.
+
+    A count the labels do not back is an error naming the file and line of the highest index: when
+    fewer than half of the classes ``0..max`` have a box in any split (one stray ``1000`` among
+    classes 0..9 would build a 1001-class model); ``data.source.names`` gives the count instead."""
+    base, first_seen = Path(src.root or "."), {}  # class index -> (label file, line) of its first line
     for entry in dict(src.splits or {}).values():
         folder = base / entry
         if not folder.is_dir():
@@ -70,14 +75,33 @@ def yolo_class_count(src: SourceConfig) -> int:
                 lines = lp.read_text(encoding="utf-8").splitlines()
             except (OSError, UnicodeDecodeError):
                 continue
-            for line in lines:
+            for n, line in enumerate(lines, 1):
                 try:
-                    value = float(line.split()[0])
+                    cls = class_index(float(line.split()[0]))
                 except (ValueError, IndexError):
                     continue
-                if value == int(value) and value >= 0:
-                    top = max(top, int(value))
-    return top + 1
+                if cls is not None and cls not in first_seen:
+                    first_seen[cls] = (lp, n)
+    count = max(first_seen, default=-1) + 1
+    if 2 * len(first_seen) < count:
+        lp, n = first_seen[count - 1]
+        used = sorted(first_seen)[:-1]
+        raise DatasetError(f"{lp}, line {n}: class {count - 1} would make {count} classes, but only {len(first_seen)} "
+                           f"of them have boxes (the others used: {_ranges(used)}); a stray index? Fix the line, or "
+                           "give the class list: data.source.names=[name0, name1, ...] (lines beyond it are then "
+                           "counted skips)")
+    return count
+
+
+def _ranges(ids: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0..2, 5' (at most 10 parts)."""
+    parts, start = [], None
+    for i, c in enumerate(ids):
+        start = c if start is None else start
+        if i + 1 == len(ids) or ids[i + 1] != c + 1:
+            parts.append(f"{start}..{c}" if c > start else str(c))
+            start = None
+    return ", ".join(parts[:10]) + (" ..." if len(parts) > 10 else "") or "none"
 
 
 def first_class_difference(a: DatasetIndex, b: DatasetIndex) -> str | None:

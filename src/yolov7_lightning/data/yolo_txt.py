@@ -4,18 +4,20 @@ Layout: ``<root>/images/<split>/x.jpg`` with ``<root>/labels/<split>/x.txt`` (th
 component is replaced by ``labels``). One object per line, normalised: ``cls xc yc w h`` (a box) or
 ``cls x1 y1 x2 y2 x3 y3 ...`` (a polygon, >= 3 points; its box is the polygon's extent). A missing
 label file means a negative image. A malformed line skips the whole image (its labels would be
-incomplete), counted in the report with file and line number.
+incomplete), counted in the report with file and line number; a box partly outside the image is
+clipped to it and counted as a repair.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from .coco import _probe_all
 from .image_io import IMAGE_SUFFIXES
-from .records import DatasetError, DatasetIndex, ImageRecord, LoadReport, box_problem
+from .records import CLIPPED, DatasetError, DatasetIndex, ImageRecord, LoadReport, box_problem
 
 
 def label_path(image: Path, image_root: Path) -> Path:
@@ -28,9 +30,15 @@ def label_path(image: Path, image_root: Path) -> Path:
     return image.with_suffix(".txt")
 
 
+def class_index(value: float) -> int | None:
+    """A label line's first value as a class index: a finite whole number >= 0, else None."""
+    return int(value) if math.isfinite(value) and value >= 0 and value == int(value) else None
+
+
 def parse_label_file(path: Path, h: int, w: int, num_classes: int | None):
-    """Parse one label file -> (boxes xyxy px, classes, segments px); raises ValueError('line N: ...')."""
-    boxes, classes, segments = [], [], []
+    """Parse one label file -> (boxes xyxy px, classes, segments px, line numbers of the boxes clipped
+    to the image); raises ValueError('line N: ...')."""
+    boxes, classes, segments, clipped_lines = [], [], [], []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -40,9 +48,11 @@ def parse_label_file(path: Path, h: int, w: int, num_classes: int | None):
             raise ValueError(f"line {n}: non-numeric value") from None
         if len(values) != 5 and (len(values) < 7 or len(values) % 2 == 0):
             raise ValueError(f"line {n}: expected 5 values or a class and >= 3 xy points, got {len(values)}")
-        cls = values[0]
-        if cls != int(cls) or cls < 0 or (num_classes is not None and cls >= num_classes):
-            raise ValueError(f"line {n}: class {values[0]:g} not in 0..{(num_classes or 1) - 1}")
+        cls = class_index(values[0])
+        if cls is None:
+            raise ValueError(f"line {n}: class {values[0]:g} is not a class index (a whole number >= 0)")
+        if num_classes is not None and cls >= num_classes:
+            raise ValueError(f"line {n}: class {cls} not in 0..{num_classes - 1}")
         xy = np.array(values[1:], np.float64)
         if not np.all(np.isfinite(xy)):
             raise ValueError(f"line {n}: NaN or inf")
@@ -56,10 +66,12 @@ def parse_label_file(path: Path, h: int, w: int, num_classes: int | None):
         reason, clipped = box_problem(box.astype(np.float32), h, w)
         if reason:
             raise ValueError(f"line {n}: {reason}")
+        if not np.array_equal(clipped, box.astype(np.float32)):
+            clipped_lines.append(n)
         boxes.append(clipped)
-        classes.append(int(cls))
+        classes.append(cls)
         segments.append(seg)
-    return np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, np.int64), segments
+    return np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, np.int64), segments, clipped_lines
 
 
 def find_images(folder: Path) -> list[Path]:
@@ -87,11 +99,13 @@ def load_yolo(image_dir: str | Path, names: list[str] | None = None, verify_imag
         h, w = probe
         lp = label_path(path, image_dir)
         try:
-            boxes, classes, segs = parse_label_file(lp, h, w, nc) if lp.is_file() else (
-                np.zeros((0, 4), np.float32), np.zeros(0, np.int64), [])
+            boxes, classes, segs, clipped = parse_label_file(lp, h, w, nc) if lp.is_file() else (
+                np.zeros((0, 4), np.float32), np.zeros(0, np.int64), [], [])
         except (ValueError, UnicodeDecodeError) as e:
             report.skip("malformed label file", f"{lp} ({e})")
             continue
+        for n in clipped:
+            report.repair(CLIPPED, f"{lp} (line {n})")
         records.append(ImageRecord(image_id, path, h, w, boxes, classes, segs))
     if names is None:
         top = max((int(r.classes.max()) for r in records if len(r.classes)), default=-1)

@@ -27,6 +27,7 @@ from .nms import non_max_suppression
 from .predictions import prediction_records, save_predictions
 from .summary import COCO_METRICS, format_per_class, format_summary
 from .torchmetrics_eval import TorchmetricsEvaluator
+from ..errors import ConfigError
 
 __all__ = [
     "COCO_METRICS", "CocoEvaluator", "DetectionEvaluator", "Detector", "TorchDetector", "TorchmetricsEvaluator",
@@ -48,7 +49,7 @@ def make_evaluator(backend: str = "pycocotools", ground_truth: str | os.PathLike
     ``kwargs`` go to the backend (``coco_backend=`` for torchmetrics).
     """
     if backend not in BACKENDS:
-        raise ValueError(f"unknown evaluation backend {backend!r}; choose from {sorted(BACKENDS)}")
+        raise ConfigError(f"unknown evaluation backend {backend!r}; choose from {sorted(BACKENDS)}")
     if index is not None:
         ground_truth = ground_truth_of(index) if ground_truth is None else ground_truth
         category_ids = index.category_ids if category_ids is None else category_ids

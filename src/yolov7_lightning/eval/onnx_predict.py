@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .detector import Detector
+from ..errors import MissingInputError, UserError
 
 
 class OnnxDetector(Detector):
@@ -34,7 +35,7 @@ class OnnxDetector(Detector):
 
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"ONNX model not found: {path}")
+            raise MissingInputError(f"ONNX model not found: {path}")
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if threads:
@@ -60,13 +61,13 @@ class OnnxDetector(Detector):
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images [B, 3, H, W], got {x.shape}")
         if self.fixed_size is not None and tuple(x.shape[2:]) != tuple(self.fixed_size):
-            raise ValueError(f"this ONNX model was exported for {self.fixed_size[0]}x{self.fixed_size[1]} inputs, "
-                             f"got {x.shape[2]}x{x.shape[3]}; letterbox to that size or export with dynamic_size=true")
+            raise UserError(f"this ONNX model was exported for {self.fixed_size[0]}x{self.fixed_size[1]} inputs, "
+                            f"got {x.shape[2]}x{x.shape[3]}; letterbox to that size or export with dynamic_size=true")
         if x.shape[2] % self.stride or x.shape[3] % self.stride:
-            raise ValueError(f"input {x.shape[2]}x{x.shape[3]} is not a multiple of the max stride {self.stride}")
+            raise UserError(f"input {x.shape[2]}x{x.shape[3]} is not a multiple of the max stride {self.stride}")
         if self.fixed_batch is not None and len(x) != self.fixed_batch:
             if self.fixed_batch != 1:
-                raise ValueError(f"this ONNX model has a fixed batch of {self.fixed_batch}, got {len(x)} images")
+                raise UserError(f"this ONNX model has a fixed batch of {self.fixed_batch}, got {len(x)} images")
             outs = [torch.from_numpy(self.session.run(None, {self.input_name: x[i:i + 1]})[0]) for i in range(len(x))]
             if self.has_nms:
                 for i, o in enumerate(outs):
@@ -82,8 +83,8 @@ class OnnxDetector(Detector):
         first (the output of :meth:`Detector.detect`). ``classes``: keep only these class ids;
         ``agnostic``: class-blind NMS (not possible with the class-aware NMS inside a graph)."""
         if agnostic and self.has_nms:
-            raise ValueError("this ONNX model has class-aware NMS inside; export it with nms=false to predict with "
-                             "agnostic_nms=true")
+            raise UserError("this ONNX model has class-aware NMS inside; export it with nms=false to predict with "
+                            "agnostic_nms=true")
         if not self.has_nms:  # the PyTorch path's NMS on the graph's predictions
             return super().detect(images, conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det,
                                   multi_label=multi_label, classes=classes, agnostic=agnostic)

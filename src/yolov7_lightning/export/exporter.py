@@ -36,6 +36,7 @@ from .deploy import ExportSource, load_source, save_deploy
 from .inputs import check_images, saturation, synthetic_predictions
 from .nms import split_detections
 from .onnx_export import export_onnx, nms_part, onnx_session, with_predictions_output
+from ..errors import ConfigError
 
 FORMATS = ("deploy", "onnx", "torchscript")
 REPORT_NAME = "export_report.json"
@@ -76,8 +77,8 @@ def _size(options: ExportOptions, source: ExportSource) -> tuple[int, int]:
     h, w = (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
     s = source.model.max_stride
     if h % s or w % s or h <= 0 or w <= 0:
-        raise ValueError(f"image size {h}x{w} is not a positive multiple of the max stride {s} of "
-                         f"{source.model.arch.name}")
+        raise ConfigError(f"image size {h}x{w} is not a positive multiple of the max stride {s} of "
+                          f"{source.model.arch.name}")
     return h, w
 
 
@@ -98,7 +99,7 @@ def export(source: str | Path | ExportSource, out_dir: str | Path, options: Expo
     options = options or ExportOptions()
     unknown = [f for f in options.formats if f not in FORMATS]
     if unknown or not options.formats:
-        raise ValueError(f"unknown export format(s) {unknown}; valid: {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown export format(s) {unknown}; valid: {', '.join(FORMATS)}")
     t0 = time.perf_counter()
     src = source if isinstance(source, ExportSource) else load_source(source)
     out_dir = Path(out_dir)

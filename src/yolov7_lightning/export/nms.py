@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torchvision.ops import batched_nms
 
+from ..errors import ConfigError
+
 
 class _NonMaxSuppression(torch.autograd.Function):
     """ONNX ``NonMaxSuppression`` semantics: ``boxes [B, N, 4]`` (x1, y1, x2, y2), ``scores [B, C, N]``
@@ -60,8 +62,8 @@ class _NonMaxSuppression(torch.autograd.Function):
 
 def check_nms_options(conf_thres: float, iou_thres: float, max_det: int) -> None:
     if not 0 <= conf_thres < 1 or not 0 < iou_thres <= 1 or max_det < 1:
-        raise ValueError(f"need 0 <= conf_thres < 1, 0 < iou_thres <= 1, max_det >= 1 "
-                         f"(got {conf_thres}, {iou_thres}, {max_det})")
+        raise ConfigError(f"need 0 <= conf_thres < 1, 0 < iou_thres <= 1, max_det >= 1 "
+                          f"(got {conf_thres}, {iou_thres}, {max_det})")
 
 
 class Select(nn.Module):

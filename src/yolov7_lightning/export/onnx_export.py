@@ -33,6 +33,7 @@ import torch
 
 from ..atomic import atomic_save_onnx
 from .nms import Select
+from ..errors import ConfigError
 
 MIN_OPSET = 11  # NonMaxSuppression
 NMS_PREFIX = "nms/"  # names of the NMS part of an end-to-end graph
@@ -50,7 +51,7 @@ def export_onnx(model: torch.nn.Module, path: str | Path, example: torch.Tensor,
     onnxslim (constant folding, fusions, dead nodes) before they are joined.
     """
     if opset < MIN_OPSET:
-        raise ValueError(f"opset {opset} < {MIN_OPSET} (NonMaxSuppression, Resize)")
+        raise ConfigError(f"opset {opset} < {MIN_OPSET} (NonMaxSuppression, Resize)")
     import onnx
 
     path = Path(path)

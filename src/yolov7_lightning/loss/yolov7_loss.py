@@ -18,6 +18,7 @@ from ..boxes import ciou
 from ..models.head_geometry import HeadGeometry
 from ..models.heads import HeadOutputs
 from .spec import COARSE_BOUNDS, LossSpec
+from ..errors import ConfigError
 
 BALANCE = {3: (4.0, 1.0, 0.4)}
 BALANCE_DEFAULT = (4.0, 1.0, 0.25, 0.06, 0.02)
@@ -58,14 +59,14 @@ class YOLOv7Loss(nn.Module):
                  image_size: int = 640):
         super().__init__()
         if coarse_bound not in COARSE_BOUNDS:
-            raise ValueError(f"unknown loss.coarse_bound {coarse_bound!r}; valid: {', '.join(COARSE_BOUNDS)}")
+            raise ConfigError(f"unknown loss.coarse_bound {coarse_bound!r}; valid: {', '.join(COARSE_BOUNDS)}")
         self.nc, self.geometry = num_classes, geometry
         self.assigner = assigner.with_geometry(geometry) if assigner is not None else None
         self.aux_weight, self.coarse_bound = aux_weight, coarse_bound
         nl = geometry.nl
         self.balance = list(balance) if balance else list(BALANCE.get(nl, BALANCE_DEFAULT[:nl]))
         if len(self.balance) != nl:
-            raise ValueError(f"loss.balance has {len(self.balance)} values for {nl} levels")
+            raise ConfigError(f"loss.balance has {len(self.balance)} values for {nl} levels")
         self.box_gain, self.obj_gain, self.cls_gain = scaled_gains(box, obj, cls, nl, num_classes, image_size)
         self.cp, self.cn = 1.0 - label_smoothing / 2, label_smoothing / 2
 

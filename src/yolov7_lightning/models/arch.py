@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..nn.elan import ELANSpec as E
+from ..errors import ConfigError
 
 ANCHORS_TINY = ((10, 13, 16, 30, 33, 23), (30, 61, 62, 45, 59, 119), (116, 90, 156, 198, 373, 326))
 ANCHORS_P5 = ((12, 16, 19, 36, 40, 28), (36, 75, 76, 55, 72, 146), (142, 110, 192, 243, 459, 401))
@@ -149,4 +150,4 @@ def get_arch(name: str) -> Arch:
     try:
         return ARCHS[name]
     except KeyError:
-        raise ValueError(f"unknown model variant {name!r}; valid: {', '.join(ARCHS)}") from None
+        raise ConfigError(f"unknown model variant {name!r}; valid: {', '.join(ARCHS)}") from None

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from ..errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def _kmeans(x: np.ndarray, n: int, rng: np.random.Generator, iters: int = 30) ->
     """Plain Lloyd k-means (``n`` distinct starting points drawn from ``x``), ``iters`` rounds."""
     unique = np.unique(x, axis=0)
     if len(unique) < n:
-        raise ValueError(f"autoanchor: {len(unique)} distinct box sizes, fewer than the {n} anchors to fit")
+        raise UserError(f"autoanchor: {len(unique)} distinct box sizes, fewer than the {n} anchors to fit")
     k = unique[rng.choice(len(unique), n, replace=False)].copy()
     xt = torch.from_numpy(x)
     for _ in range(iters):
@@ -142,7 +143,7 @@ def kmean_anchors(wh: np.ndarray, n: int, anchor_t: float, gen: int = 1000, seed
         log.warning("autoanchor: %d of %d boxes are smaller than 3 px at the training size", tiny, len(wh))
     kept = wh[(wh >= 2.0).any(1)]
     if len(kept) < n:
-        raise ValueError(f"autoanchor: {len(kept)} boxes with a side >= 2 px, fewer than the {n} anchors to fit")
+        raise UserError(f"autoanchor: {len(kept)} boxes with a side >= 2 px, fewer than the {n} anchors to fit")
     s = kept.std(0)
     s = np.where(s > 0, s, 1.0)
     k = _kmeans(kept / s, n, rng) * s
@@ -208,8 +209,8 @@ def order_by_stride(anchors: np.ndarray, nl: int) -> np.ndarray:
     if np.all(np.diff(area) <= 0):
         log.info("anchors: order reversed to follow the strides (smallest anchors at the smallest stride)")
         return a[::-1].reshape(-1, 2)
-    raise ValueError(f"anchors: per-level mean areas {area.round(1).tolist()} neither grow nor shrink with the "
-                     "strides; list the levels from the smallest stride (P3) up")
+    raise ConfigError(f"anchors: per-level mean areas {area.round(1).tolist()} neither grow nor shrink with the "
+                      "strides; list the levels from the smallest stride (P3) up")
 
 
 def explicit_anchors(spec, nl: int, na: int) -> np.ndarray:
@@ -218,13 +219,13 @@ def explicit_anchors(spec, nl: int, na: int) -> np.ndarray:
     try:
         a = np.asarray([list(map(float, level)) for level in spec], np.float64)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"anchors: expected auto, keep or a list of {nl} levels of {2 * na} numbers "
-                         f"(w,h pairs in pixels), got {spec!r}") from e
+        raise ConfigError(f"anchors: expected auto, keep or a list of {nl} levels of {2 * na} numbers "
+                          f"(w,h pairs in pixels), got {spec!r}") from e
     if a.shape != (nl, 2 * na):
-        raise ValueError(f"anchors: expected {nl} levels of {2 * na} numbers (w,h pairs in pixels), got shape "
-                         f"{list(a.shape)}")
+        raise ConfigError(f"anchors: expected {nl} levels of {2 * na} numbers (w,h pairs in pixels), got shape "
+                          f"{list(a.shape)}")
     if not np.all(np.isfinite(a)) or (a <= 0).any():
-        raise ValueError(f"anchors: every anchor side must be a positive number, got {a.tolist()}")
+        raise ConfigError(f"anchors: every anchor side must be a positive number, got {a.tolist()}")
     return order_by_stride(a.reshape(-1, 2), nl)
 
 
@@ -233,7 +234,7 @@ def check_anchors(wh: np.ndarray, owner: np.ndarray, anchors: np.ndarray, nl: in
     """The official check: BPR (jittered) of ``anchors [nl*A, 2]`` (px); when below 0.98 and ``mode``
     is ``auto``, k-means + evolution, adopted only if the BPR rises. Pure: returns the figures."""
     if mode not in MODES:
-        raise ValueError(f"autoanchor mode {mode!r}; valid: {', '.join(MODES)}")
+        raise ConfigError(f"autoanchor mode {mode!r}; valid: {', '.join(MODES)}")
     anchors = np.asarray(anchors, np.float64).reshape(-1, 2)
     rng = np.random.default_rng(seed)
     jwh = jittered_wh(wh, owner, rng)
@@ -279,7 +280,7 @@ def apply_anchor_config(model, spec, wh: np.ndarray, owner: np.ndarray, img_size
     if isinstance(spec, str) or spec is None:
         mode = "auto" if spec is None else str(spec)
         if mode not in MODES:
-            raise ValueError(f"anchors: {spec!r}; valid: auto, keep or an explicit list of {detect.nl} levels")
+            raise ConfigError(f"anchors: {spec!r}; valid: auto, keep or an explicit list of {detect.nl} levels")
         fit = check_anchors(wh, owner, model_anchors(detect), detect.nl, img_size, anchor_t, gen, seed, mode)
     else:
         new = explicit_anchors(spec, detect.nl, detect.na)

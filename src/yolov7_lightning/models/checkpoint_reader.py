@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 
+from ..errors import UserError
 from ..specs import to_spec
 from .factory import build_model
 from .spec import ModelSpec, ScalingSpec
@@ -57,7 +58,7 @@ SCALING_KEYS = tuple(f.name for f in fields(ScalingSpec))
 _OFFICIAL_KEY = re.compile(r"^model\.\d+\.")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A file that cannot be used as asked: one line naming the file and what is wrong with it."""
 
 

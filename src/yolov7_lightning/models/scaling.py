@@ -15,6 +15,7 @@ import math
 
 from ..nn.elan import ELANSpec
 from .arch import Arch
+from ..errors import ConfigError
 
 SCALING_MODES = ("none", "width", "depth", "compound")
 
@@ -39,9 +40,9 @@ def _widen(spec: ELANSpec, f: float) -> ELANSpec:
 def scale_arch(arch: Arch, mode: str = "none", width: float = 1.0, depth: float = 1.0) -> Arch:
     """The scaled variant table. ``mode`` picks which of ``width`` / ``depth`` apply."""
     if mode not in SCALING_MODES:
-        raise ValueError(f"unknown scaling {mode!r}; valid: {', '.join(SCALING_MODES)}")
+        raise ConfigError(f"unknown scaling {mode!r}; valid: {', '.join(SCALING_MODES)}")
     if width <= 0 or depth <= 0:
-        raise ValueError(f"scaling factors must be > 0 (width={width}, depth={depth})")
+        raise ConfigError(f"scaling factors must be > 0 (width={width}, depth={depth})")
     if mode == "none":
         return arch
     if mode == "width":

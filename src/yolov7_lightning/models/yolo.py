@@ -24,6 +24,7 @@ from ..nn import (
 from .arch import Arch
 from .heads import HeadOutputs, IDetect
 from .spec import ModelSpec
+from ..errors import ConfigError
 
 REPCONV_MODES = ("planned", "identity", "off")
 EELAN_FORMS = ("branches", "grouped")
@@ -185,16 +186,16 @@ class YOLOv7(nn.Module):
         num_classes, aux_head, repconv = spec.num_classes, spec.aux_head, spec.repconv
         eelan_form, aux_tap, elan_repconv = spec.eelan_form, spec.aux_tap, spec.elan_repconv
         if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1 (got {num_classes})")
+            raise ConfigError(f"num_classes must be >= 1 (got {num_classes})")
         for name, value, valid in (("repconv", repconv, REPCONV_MODES), ("eelan_form", eelan_form, EELAN_FORMS),
                                    ("aux_tap", aux_tap, AUX_TAPS), ("elan_repconv", elan_repconv, ELAN_REPCONV_MODES)):
             if value not in valid:
-                raise ValueError(f"unknown model.{name} {value!r}; valid: {', '.join(valid)}")
+                raise ConfigError(f"unknown model.{name} {value!r}; valid: {', '.join(valid)}")
         self.arch, self.num_classes = arch, num_classes
         self.aux_head = arch.has_aux_head(aux_head)
         self.aux_tap = aux_tap
         if elan_repconv != "none" and arch.eelan and eelan_form != "branches":
-            raise ValueError("model.elan_repconv needs eelan_form=branches (RepConv has no grouped form)")
+            raise ConfigError("model.elan_repconv needs eelan_form=branches (RepConv has no grouped form)")
         self.elan_repconv = elan_repconv
         self.backbone = Backbone(arch, eelan_form, elan_repconv)
         self.neck = Neck(arch, self.backbone.channels, eelan_form, elan_repconv)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from ..errors import ConfigError
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.03
@@ -18,7 +19,7 @@ def make_act(name: str) -> nn.Module:
         return nn.LeakyReLU(0.1, inplace=True)
     if name == "none":
         return nn.Identity()
-    raise ValueError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
+    raise ConfigError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
 
 
 def make_bn(channels: int) -> nn.BatchNorm2d:

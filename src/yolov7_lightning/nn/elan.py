@@ -24,6 +24,7 @@ from torch import nn
 
 from .conv import Conv
 from .repconv import RepConv
+from ..errors import ConfigError
 
 ELAN_REPCONV_MODES = ("none", "planned", "identity")
 
@@ -37,11 +38,11 @@ def elan_conv3(c1: int, c2: int, act: str, g: int = 1, repconv: str = "none") ->
     fuse into one 3x3 conv, so the deploy network is the same as with ``none``.
     """
     if repconv not in ELAN_REPCONV_MODES:
-        raise ValueError(f"unknown model.elan_repconv {repconv!r}; valid: {', '.join(ELAN_REPCONV_MODES)}")
+        raise ConfigError(f"unknown model.elan_repconv {repconv!r}; valid: {', '.join(ELAN_REPCONV_MODES)}")
     if repconv == "none":
         return Conv(c1, c2, 3, g=g, act=act)
     if g != 1:
-        raise ValueError("model.elan_repconv needs ungrouped convs (E-ELAN: use eelan_form=branches)")
+        raise ConfigError("model.elan_repconv needs ungrouped convs (E-ELAN: use eelan_form=branches)")
     return RepConv(c1, c2, 3, 1, act=act, identity=(repconv == "identity" and c1 == c2) or None)
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from ..errors import MissingInputError
+
 log = logging.getLogger(__name__)
 
 METRICS = "metrics.json"
@@ -81,7 +83,7 @@ def collect(root: str | Path) -> Collection:
     are skipped, counted and named in a warning."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"no such multirun folder: {root}")
+        raise MissingInputError(f"no such multirun folder: {root}")
     jobs, skipped = [], []
     for d in _job_dirs(root):
         job = read_job(d)

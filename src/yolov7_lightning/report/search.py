@@ -14,6 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..atomic import atomic_save_figure, atomic_write_text
+from ..errors import UserError
 from .table import _md, write_csv
 
 STUDY_FILE = "optuna.db"
@@ -42,7 +43,7 @@ def load_trials(root: str | Path) -> tuple[str, list[Any]]:
     storage = f"sqlite:///{(Path(root) / STUDY_FILE).resolve()}"
     names = [s.study_name for s in optuna.get_all_study_summaries(storage=storage)]
     if len(names) != 1:
-        raise ValueError(f"{Path(root) / STUDY_FILE}: expected one study, found {len(names)}: {names}")
+        raise UserError(f"{Path(root) / STUDY_FILE}: expected one study, found {len(names)}: {names}")
     study = optuna.load_study(study_name=names[0], storage=storage)
     return names[0], study.get_trials(deepcopy=False)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_text
+from ..errors import MissingInputError
 from .collect import Collection, collect
 from .plot import plot_groups
 from .table import GROUP_COLUMNS, JOB_COLUMNS, group_rows, job_rows, to_markdown, write_csv
@@ -30,7 +31,7 @@ def write_report(root: str | Path, out: str | Path | None = None, title: str | N
     """Collect the jobs of ``root`` and write the four report files into ``out`` (default: ``root``)."""
     collection = collect(root)
     if not collection.jobs:
-        raise FileNotFoundError(f"no job with a metrics.json under {collection.root} "
+        raise MissingInputError(f"no job with a metrics.json under {collection.root} "
                                 f"({len(collection.skipped)} job folders without one)")
     out_dir = Path(out) if out is not None else collection.root
     out_dir.mkdir(parents=True, exist_ok=True)

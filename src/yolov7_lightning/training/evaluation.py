@@ -23,6 +23,7 @@ import torch
 
 from ..data.collate import ImageMeta
 from ..eval import DetectionEvaluator, make_evaluator
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from .module import YOLOv7Module
@@ -67,8 +68,8 @@ class EvalSettings:
         given = {**dict(cfg or {}), **overrides}
         unknown = sorted(set(given) - set(names))
         if unknown:
-            raise ValueError(f"unknown key(s) {', '.join('evaluation.' + k for k in unknown)}; "
-                             f"valid keys of evaluation: {', '.join(names)}")
+            raise ConfigError(f"unknown key(s) {', '.join('evaluation.' + k for k in unknown)}; "
+                              f"valid keys of evaluation: {', '.join(names)}")
         return dataclasses.replace(self, **given)
 
     def nms_kwargs(self) -> dict[str, Any]:

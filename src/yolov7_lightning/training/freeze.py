@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch import nn
+from ..errors import ConfigError
 
 
 def frozen_modules(model: nn.Module, spec) -> list[nn.Module]:
@@ -23,21 +24,21 @@ def frozen_modules(model: nn.Module, spec) -> list[nn.Module]:
     out: list[nn.Module] = []
     for item in items:
         if isinstance(item, bool):
-            raise TypeError(f"freeze: {item!r} is neither a layer count nor a module name")
+            raise ConfigError(f"freeze: {item!r} is neither a layer count nor a module name")
         if isinstance(item, int):
             from ..models.official_keys import official_layers
 
             layers = official_layers(model)
             if not 0 <= item <= len(layers):
-                raise ValueError(f"freeze: {item} layers asked, {model.arch.name} has {len(layers)} official layers")
+                raise ConfigError(f"freeze: {item} layers asked, {model.arch.name} has {len(layers)} official layers")
             out += [m for m in layers[:item] if m is not None]
             continue
         try:
             out.append(model.get_submodule(str(item)))
         except AttributeError:
             names = ", ".join(n for n, _ in model.named_children())
-            raise ValueError(f"freeze: {item!r} is not a module of {model.arch.name}; top-level parts: {names} "
-                             "(or a number of official layers)") from None
+            raise ConfigError(f"freeze: {item!r} is not a module of {model.arch.name}; top-level parts: {names} "
+                              "(or a number of official layers)") from None
     return out
 
 

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import random
+from collections import deque
 from typing import Any
 
 import lightning as L
@@ -26,6 +27,7 @@ from lightning.pytorch.strategies import ParallelStrategy
 
 from ..assign import Assigner
 from ..data.epoch_data import TrainEpochData
+from ..errors import UserError
 from ..eval import non_max_suppression
 from ..eval.tta import predict_augmented
 from ..loss import LossSpec, YOLOv7Loss
@@ -43,8 +45,8 @@ def batch_device(module: L.LightningModule) -> torch.device:
     return next(module.model.parameters()).device
 
 
-class NonFiniteLossError(RuntimeError):
-    pass
+class NonFiniteLossError(UserError, RuntimeError):
+    """A run that diverged: its loss is not finite."""
 
 
 NONFINITE_HINT = ("Try a lower optim.lr0 (e.g. 10x lower), gradient clipping (optim.grad_clip=10.0), or check the "
@@ -87,8 +89,9 @@ class YOLOv7Module(L.LightningModule):
         s = self.schedule
         self.warmup = WarmUp(s.warmup_epochs, s.warmup_min_iters, s.warmup_momentum, s.warmup_bias_lr)
         self.iteration = 0  # batches seen over the whole run (the official ``ni``)
-        self.nonfinite_in_a_row = 0
+        self.nonfinite_recent: deque[bool] = deque(maxlen=2 * self.optim.max_nonfinite)  # skipped? per recent step
         self.nonfinite_total = 0
+        self._diverged: str | None = None  # why the run stops at the next epoch start (or its end)
         self.eval_result: EvalResult | None = None  # the last validation / test pass (evaluate() returns it)
         self._eval_pass: EvalPass | None = None
         self.class_maps: list[float] | None = None  # per-class mAP@.5:.95 of the last validation (image weights)
@@ -120,6 +123,7 @@ class YOLOv7Module(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         """lr = lr0 x schedule(epoch), set from the epoch number (which keeps a resumed run exact)."""
+        self._stop_if_diverged()  # the last epoch mostly skipped its steps
         if self.frozen:  # Lightning restores module modes around validation; frozen BN stays in eval mode
             freeze_batchnorm(self.frozen)
         factor = self.lr_lambda(self.current_epoch)
@@ -158,6 +162,7 @@ class YOLOv7Module(L.LightningModule):
             object.__setattr__(self, "_compiled_model", torch.compile(self.model, backend=backend))
 
     def on_train_end(self) -> None:
+        self._stop_if_diverged()  # after the last epoch's checkpoints
         if self.__dict__.pop("_compiled_model", None) is not None:
             from torch._dynamo.utils import counters
 
@@ -210,28 +215,43 @@ class YOLOv7Module(L.LightningModule):
         return loss.detach()
 
     def _check_finite(self, loss: torch.Tensor, components: dict, buffers: list[torch.Tensor] | None = None) -> bool:
-        """A non-finite loss skips the step and is counted; ``max_nonfinite`` in a row stop the run.
+        """A non-finite loss skips the step and is counted; ``max_nonfinite`` skipped among the last
+        ``2 x max_nonfinite`` steps stop the run (a run that skips every other step diverged too).
         ``buffers``: the model's buffers before the forward pass, put back on a skipped step (the BN
         statistics that pass updated would otherwise carry the non-finite values into checkpoints)."""
-        if torch.isfinite(loss):  # one synchronisation per step
-            self.nonfinite_in_a_row = 0
+        finite = bool(torch.isfinite(loss))  # one synchronisation per step
+        self.nonfinite_recent.append(not finite)
+        if finite:
             return True
         if buffers is not None:
             with torch.no_grad():
                 for b, saved in zip(self.model.buffers(), buffers):
                     b.copy_(saved)
-        self.nonfinite_in_a_row += 1
         self.nonfinite_total += 1
         if self._trainer is not None:
             self.log("train/nonfinite_skipped", float(self.nonfinite_total))
         parts = ", ".join(f"{k}={float(v):.4g}" for k, v in components.items())
-        limit = self.optim.max_nonfinite
-        if self.nonfinite_in_a_row >= limit:
-            raise NonFiniteLossError(f"{self.nonfinite_in_a_row} non-finite losses in a row, the last at epoch "
-                                     f"{self.current_epoch} iteration {self.iteration} (optimizer step "
+        skipped = sum(self.nonfinite_recent)
+        if skipped >= self.optim.max_nonfinite:
+            raise NonFiniteLossError(f"{skipped} of the last {len(self.nonfinite_recent)} training steps had a "
+                                     f"non-finite loss (optim.max_nonfinite={self.optim.max_nonfinite}), the last at "
+                                     f"epoch {self.current_epoch} iteration {self.iteration} (optimizer step "
                                      f"{self.global_step}): {parts}. {NONFINITE_HINT}")
         log.warning("non-finite loss at iteration %d skipped (%s)", self.iteration, parts)
         return False
+
+    def on_train_epoch_end(self) -> None:
+        """A run whose steps were mostly skipped (non-finite losses) so far has diverged, even when too
+        short for the window of :meth:`_check_finite`: it stops (:meth:`_stop_if_diverged`) once the
+        epoch's checkpoints are written, instead of ending as a success."""
+        steps = self.iteration  # every training batch of the run (a resumed run: its earlier epochs too)
+        if steps and 2 * self.nonfinite_total > steps:
+            self._diverged = (f"{self.nonfinite_total} of the {steps} training steps so far had a non-finite loss "
+                              f"(skipped), by the end of epoch {self.current_epoch}: the run diverged. {NONFINITE_HINT}")
+
+    def _stop_if_diverged(self) -> None:
+        if self._diverged:
+            raise NonFiniteLossError(self._diverged)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["yolov7"] = {"iteration": self.iteration, "nonfinite_total": self.nonfinite_total,

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..nn.implicit import ImplicitA, ImplicitM
+from ..errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "linear")
@@ -32,7 +33,11 @@ class OptimSpec:
     nominal_batch: int = 64  # gradients accumulate over max(round(nominal_batch / global batch), 1) batches
     grad_clip: float = 0.0  # 0: off (official); > 0: clip the gradient norm
     multi_scale: bool = False  # official --multi-scale: random size in [0.5, 1.5] x image size per batch
-    max_nonfinite: int = 10  # non-finite losses in a row before the run stops
+    max_nonfinite: int = 10  # non-finite losses among the last 2 x max_nonfinite steps that stop the run
+
+    def __post_init__(self):
+        if self.max_nonfinite < 1:
+            raise ConfigError(f"optim.max_nonfinite={self.max_nonfinite}: must be >= 1")
 
 
 @dataclass
@@ -77,7 +82,7 @@ def build_optimizer(model: nn.Module, name: str = OptimSpec.name, lr0: float = O
     """SGD (nesterov) or Adam/AdamW over the three groups; weight decay scaled by the nominal batch:
     ``wd * global_batch * accumulate / nbs``. Group 2 (biases) is the one warm-up treats specially."""
     if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+        raise ConfigError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
     acc = accumulation(batch_size, world_size, nominal_batch)
     wd = weight_decay * batch_size * world_size * acc / nominal_batch
     no_decay, decay, biases = parameter_groups(model)
@@ -99,7 +104,7 @@ class LRLambda:
 
     def __post_init__(self):
         if self.kind not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.kind!r}; valid: {', '.join(SCHEDULES)}")
+            raise ConfigError(f"unknown schedule {self.kind!r}; valid: {', '.join(SCHEDULES)}")
 
     def __call__(self, epoch: int) -> float:
         if self.kind == "linear":

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from ..errors import ConfigError
 from ..numerics import fp32_outputs, no_autocast, to_memory_format  # noqa: F401  (re-exported)
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -135,5 +136,5 @@ def compile_backend(setting: bool | str | None) -> str | None:
 
     valid = torch._dynamo.list_backends(exclude_tags=())
     if str(setting) not in valid:
-        raise ValueError(f"compile={setting!r}: not a torch.compile backend; valid: true, false, {', '.join(valid)}")
+        raise ConfigError(f"compile={setting!r}: not a torch.compile backend; valid: true, false, {', '.join(valid)}")
     return str(setting)

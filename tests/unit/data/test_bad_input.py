@@ -167,3 +167,69 @@ def test_datamodule_reports_the_summary_once_at_startup(coco_dir, caplog):
     assert len(lines) == 2  # one per split (train and val), once each
     assert "skipped 1 x missing image file" in lines[0]
     assert sum(len(b["meta"]) for b in batches) == 5
+
+
+def _yolo_folder(tmp_path, labels: dict[str, str], size: int = 32):
+    for name, text in labels.items():
+        write_rgb(tmp_path / "images" / f"{name}.png", block_image(size, size, (0, 0, 4, 4), 0))
+        (tmp_path / "labels").mkdir(exist_ok=True)
+        (tmp_path / "labels" / f"{name}.txt").write_text(text)
+    return tmp_path / "images"
+
+
+def test_class_that_is_not_an_index_is_a_counted_skip_with_file_and_line(tmp_path):
+    """``inf`` used to raise an OverflowError (in the loader and in the class count), ``nan`` a
+    ValueError without the line; each is a counted skip naming the file and line."""
+    bad = {"inf": "0 0.5 0.5 0.2 0.2\ninf 0.5 0.5 0.2 0.2\n", "nan": "nan 0.5 0.5 0.2 0.2\n",
+           "huge": "1e400 0.5 0.5 0.2 0.2\n", "negative": "-1 0.5 0.5 0.2 0.2\n", "half": "1.5 0.5 0.5 0.2 0.2\n"}
+    images = _yolo_folder(tmp_path, {"ok": "1 0.5 0.5 0.2 0.2\n", **bad})
+    for names in (None, ["x", "y"]):
+        index = load_yolo(images, names=names)
+        assert [r.path.stem for r in index.records] == ["ok"] and index.names[1] in ("class1", "y")
+        assert _skips(index) == {"malformed label file": 5}
+        labels = tmp_path / "labels"
+        assert index.report.examples["malformed label file"] == [  # the first three, in file order
+            f"{labels / 'half.txt'} (line 1: class 1.5 is not a class index (a whole number >= 0))",
+            f"{labels / 'huge.txt'} (line 1: class inf is not a class index (a whole number >= 0))",
+            f"{labels / 'inf.txt'} (line 2: class inf is not a class index (a whole number >= 0))"]
+    dm = YoloDataModule(source={"kind": "yolo", "root": str(tmp_path), "splits": {"train": "images", "val": "images"}},
+                        img_size=64, batch_size=2)
+    dm.setup("fit")  # the class count over all splits reads the same lines
+    assert dm.names == ["class0", "class1"]
+
+
+def test_yolo_bbox_partly_outside_is_clipped_and_counted(tmp_path):
+    images = _yolo_folder(tmp_path, {"a": "0 0.5 0.5 0.25 0.25\n0 0.9 0.5 0.4 0.25\n", "b": "0 0.5 0.5 0.5 0.5\n"})
+    index = load_yolo(images, names=["x"])
+    assert index.records[0].boxes.tolist() == [[12, 12, 20, 20], [pytest.approx(22.4), 12, 32, 20]]
+    assert dict(index.report.repaired) == {"bbox partly outside the image, clipped": 1}
+    assert index.report.examples["bbox partly outside the image, clipped"] == [f"{tmp_path / 'labels' / 'a.txt'} (line 2)"]
+    assert "repaired 1 x bbox partly outside the image, clipped" in index.report.summary()
+
+
+def _png_header(path, width: int, height: int) -> None:
+    """A PNG whose header claims ``width`` x ``height`` (PIL reads the size from the header alone)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_image_over_the_pixel_limit_is_a_counted_skip(tmp_path):
+    """Over ``Image.MAX_IMAGE_PIXELS`` (PIL warns) and over twice that (PIL raises
+    DecompressionBombError, which used to end the run): both a counted skip naming the file."""
+    images = _yolo_folder(tmp_path, {"ok": "0 0.5 0.5 0.2 0.2\n"})
+    side = int((2 * Image.MAX_IMAGE_PIXELS) ** 0.5) + 1
+    _png_header(images / "bomb.png", side, side)
+    _png_header(images / "large.png", side // 2 * 2, side // 2)  # between the limit and twice the limit
+    assert Image.MAX_IMAGE_PIXELS < (side // 2 * 2) * (side // 2) < 2 * Image.MAX_IMAGE_PIXELS
+    index = load_yolo(images, names=["x"])
+    assert [r.path.stem for r in index.records] == ["ok"]
+    reason = "image over PIL's pixel limit (PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?)"
+    assert _skips(index) == {reason: 2}
+    assert sorted(index.report.examples[reason]) == [str(images / "bomb.png"), str(images / "large.png")]

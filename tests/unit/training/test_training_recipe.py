@@ -79,20 +79,40 @@ def test_fitness():
     assert fitness({"map50": 0.5, "map": 0.3}) == pytest.approx(0.32)
 
 
-def test_non_finite_losses_are_skipped_then_stop_the_run():
-    module = YOLOv7Module(
+def _nonfinite_module(max_nonfinite: int = 3) -> YOLOv7Module:
+    return YOLOv7Module(
         model={"_target_": "yolov7_lightning.models.build_model", "variant": "yolov7-tiny", "num_classes": 2},
         loss={"_target_": "yolov7_lightning.loss.YOLOv7Loss", "_partial_": True},
-        assigner={"_target_": "yolov7_lightning.assign.Assigner", "strategy": "lead_only"}, optim={"max_nonfinite": 3},
-        schedule={})
-    comps = {"lead/box": torch.tensor(float("nan")), "lead/obj": torch.tensor(0.1)}
+        assigner={"_target_": "yolov7_lightning.assign.Assigner", "strategy": "lead_only"},
+        optim={"max_nonfinite": max_nonfinite}, schedule={})
+
+
+NAN_COMPONENTS = {"lead/box": torch.tensor(float("nan")), "lead/obj": torch.tensor(0.1)}
+
+
+def test_non_finite_losses_are_skipped_then_stop_the_run():
+    module, comps = _nonfinite_module(), NAN_COMPONENTS
     assert module._check_finite(torch.tensor(1.0), comps)
     assert not module._check_finite(torch.tensor(float("nan")), comps)
     assert not module._check_finite(torch.tensor(float("inf")), comps)
     assert module.nonfinite_total == 2
-    with pytest.raises(NonFiniteLossError, match=r"3 non-finite losses in a row.*lead/box=nan, lead/obj=0\.1"):
+    with pytest.raises(NonFiniteLossError, match=r"3 of the last 4 training steps had a non-finite loss "
+                                                 r"\(optim.max_nonfinite=3\).*lead/box=nan, lead/obj=0\.1"):
         module._check_finite(torch.tensor(float("nan")), comps)
-    assert module._check_finite(torch.tensor(2.0), comps) and module.nonfinite_in_a_row == 0
+
+
+def test_every_other_step_non_finite_stops_the_run():
+    """Finite steps between the skipped ones used to reset the count: such a run never stopped."""
+    module, comps = _nonfinite_module(), NAN_COMPONENTS
+    for _ in range(2):
+        assert not module._check_finite(torch.tensor(float("nan")), comps)
+        assert module._check_finite(torch.tensor(1.0), comps)
+    with pytest.raises(NonFiniteLossError, match=r"3 of the last 5 training steps had a non-finite loss"):
+        module._check_finite(torch.tensor(float("nan")), comps)
+    spaced = _nonfinite_module()  # 2 of every 6 steps skipped: fewer than 3 in any window of 6, the run goes on
+    for step in range(30):
+        assert spaced._check_finite(torch.tensor(float("nan") if step % 3 == 0 else 1.0), comps) == (step % 3 != 0)
+    assert spaced.nonfinite_total == 10
 
 
 def test_pretrained_weights_from_a_checkpoint(tmp_path):

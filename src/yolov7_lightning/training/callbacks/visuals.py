@@ -29,6 +29,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from PIL import Image, ImageDraw, ImageFont
 
 from ...atomic import atomic_open, atomic_write
+from ...errors import ConfigError
 from ...boxes import xywh_to_xyxy
 from ...eval.detector import TorchDetector
 from ...eval.draw import draw_detections
@@ -127,7 +128,7 @@ class ValidationVisuals(L.Callback):
     def __init__(self, every_n_epochs: int = 5, num_images: int = 4, conf_thres: float = 0.25,
                  iou_thres: float = 0.45, max_det: int = 100):
         if every_n_epochs < 1 or num_images < 1:
-            raise ValueError(f"every_n_epochs and num_images must be >= 1, got {every_n_epochs}, {num_images}")
+            raise ConfigError(f"every_n_epochs and num_images must be >= 1, got {every_n_epochs}, {num_images}")
         self.every_n_epochs, self.num_images = int(every_n_epochs), int(num_images)
         self.conf_thres, self.iou_thres, self.max_det = conf_thres, iou_thres, max_det
         self.snapshot: Snapshot | None = None
