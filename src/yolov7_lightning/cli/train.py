@@ -134,7 +134,9 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
                                    "reason": cpu_precision_reason(str(cfg.trainer.precision), auto)}
         log.info(describe_cpu_precision(str(cfg.trainer.precision), auto))
     if logger:  # the resolved config (+ the precision's reason) and the model's params/GFLOPs, to every logger
-        run_config = plain(cfg) if module.precision_choice is None else {**plain(cfg), "cpu_precision": module.precision_choice}
+        run_config = plain(cfg)
+        if module.precision_choice is not None:
+            run_config["cpu_precision"] = module.precision_choice
         callbacks.append(LogRunInfo(config=run_config, summary=summary))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()],
                           default_root_dir=str(out_dir))

@@ -33,7 +33,15 @@ from typing import Any
 import torch
 
 from ..eval.nms import non_max_suppression
-from .check import EMPTY, FP16_TOLERANCES, Tolerances, compare_detections, empty_checks, prediction_diff, raise_on_failure
+from .check import (
+    EMPTY,
+    FP16_TOLERANCES,
+    Tolerances,
+    compare_detections,
+    empty_checks,
+    prediction_diff,
+    raise_on_failure,
+)
 from .deploy import ExportSource, load_source, save_deploy
 from .inputs import check_images, saturation, synthetic_predictions
 from .nms import split_detections

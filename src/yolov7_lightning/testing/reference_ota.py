@@ -67,7 +67,8 @@ def complete_iou(pred: torch.Tensor, target: torch.Tensor, eps: float = CIOU_EPS
     pw, ph = px2 - px1, py2 - py1 + eps
     tw, th = tx2 - tx1, ty2 - ty1 + eps
     iou = inter / (pw * ph + tw * th - inter + eps)
-    c2 = (torch.maximum(px2, tx2) - torch.minimum(px1, tx1)) ** 2 + (torch.maximum(py2, ty2) - torch.minimum(py1, ty1)) ** 2 + eps
+    cw, ch = torch.maximum(px2, tx2) - torch.minimum(px1, tx1), torch.maximum(py2, ty2) - torch.minimum(py1, ty1)
+    c2 = cw ** 2 + ch ** 2 + eps  # squared diagonal of the enclosing box
     rho2 = ((tx1 + tx2 - px1 - px2) ** 2 + (ty1 + ty2 - py1 - py2) ** 2) / 4  # squared centre distance
     v = 4 / math.pi ** 2 * (torch.atan(tw / th) - torch.atan(pw / ph)) ** 2
     with torch.no_grad():

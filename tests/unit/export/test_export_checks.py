@@ -213,14 +213,16 @@ def test_an_nms_check_with_nothing_to_compare_is_empty_not_passed(request, tmp_p
         f"the graph's NMS checked on {synthetic['reference_detections']} synthetic detections only: "
         "onnx_nms_vs_torchvision, onnx_nms_vs_torchvision_batch1 compared no detections (none above conf_thres 0.25")
     written = json.loads((tmp_path / "export_report.json").read_text())
-    assert written["checks"]["onnx_nms_vs_torchvision"]["status"] == "empty" and written["nms_check"] == report["nms_check"]
+    assert written["checks"]["onnx_nms_vs_torchvision"]["status"] == "empty"
+    assert written["nms_check"] == report["nms_check"]
 
 
 def test_an_nms_check_with_detections_counts(tmp_path):
     report = export(fresh(), tmp_path, ExportOptions(formats=("onnx",), nms=True, image_size=SIZE, conf_thres=1e-3))
     check = report["checks"]["onnx_nms_vs_torchvision"]
     assert check["status"] == "passed" and check["passed"] is True and check["reference_detections"] > 0
-    n = sum(report["checks"][k]["reference_detections"] for k in ("onnx_nms_vs_torchvision", "onnx_nms_vs_torchvision_batch1"))
+    n = sum(report["checks"][k]["reference_detections"]
+            for k in ("onnx_nms_vs_torchvision", "onnx_nms_vs_torchvision_batch1"))
     assert report["nms_check"].startswith(f"the graph's NMS checked on {n} detections of the check images and ")
 
 
