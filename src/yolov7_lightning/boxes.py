@@ -38,7 +38,8 @@ def ciou(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7) -> torch.T
     """
     p1, p2 = pred[..., :2] - pred[..., 2:4] / 2, pred[..., :2] + pred[..., 2:4] / 2
     t1, t2 = target[..., :2] - target[..., 2:4] / 2, target[..., :2] + target[..., 2:4] / 2
-    inter = (torch.minimum(p2, t2) - torch.maximum(p1, t1)).clamp(min=0).prod(-1)
+    overlap = (torch.minimum(p2, t2) - torch.maximum(p1, t1)).clamp(min=0)
+    inter = overlap[..., 0] * overlap[..., 1]  # not .prod(): its backward reads a zero count (a host sync)
     w1, h1 = p2[..., 0] - p1[..., 0], p2[..., 1] - p1[..., 1] + eps
     w2, h2 = t2[..., 0] - t1[..., 0], t2[..., 1] - t1[..., 1] + eps
     union = w1 * h1 + w2 * h2 - inter + eps

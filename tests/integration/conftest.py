@@ -1,24 +1,26 @@
 """Integration runs share one CPU precision per test session.
 
-``trainer=cpu`` chooses bf16 or fp32 with a ~1 s probe (``training/precision.py``); on a loaded
-machine two runs could choose apart, and the tests that compare two runs (resume, compile) would
-compare two precisions. The probe runs once here and every CLI run of the session inherits the
-choice through ``$YOLOV7_CPU_PRECISION``, as the ranks of one DDP job do.
+``trainer=cpu`` chooses bf16 or fp32 per machine (``training/precision.py``: the CPU flags, and
+where they allow bf16 a probe cached per CPU model and torch version). It is chosen once here and
+every CLI run of the session inherits the choice (and its reason) through ``$YOLOV7_CPU_PRECISION``,
+as the ranks of one DDP job do, so the tests that compare two runs (resume, compile) compare runs
+of one precision.
 """
 
 import os
 
 import pytest
 
-from yolov7_lightning.training.precision import ENV, auto_cpu_precision
+from yolov7_lightning.training.precision import ENV, REASON_ENV, auto_cpu_precision
 
 
 @pytest.fixture(scope="session", autouse=True)
 def one_cpu_precision():
-    before = os.environ.get(ENV)
+    before = {name: os.environ.get(name) for name in (ENV, REASON_ENV)}
     auto_cpu_precision()
     yield os.environ[ENV]
-    if before is None:
-        os.environ.pop(ENV, None)
-    else:
-        os.environ[ENV] = before
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -65,6 +65,12 @@ def test_precision_and_channels_last_leave_checkpoints_as_before(straight):
     assert "precision 32-true (chosen for this CPU" in log or "precision bf16-mixed (chosen for this CPU" in log
     if "avx512_bf16" not in flags and "amx_bf16" not in flags:
         assert "precision 32-true (chosen for this CPU: the CPU has none of" in log
+    # the choice and its reason, recorded with the run
+    recorded = json.loads((out / "metrics.json").read_text())["cpu_precision"]
+    assert recorded["precision"] == os.environ[ENV]
+    assert f"precision {recorded['precision']} ({recorded['reason']})" in log
+    hparams = (out / "logs" / "version_0" / "hparams.yaml").read_text()
+    assert "cpu_precision:" in hparams and recorded["reason"][:40] in hparams
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["hyper_parameters"]["channels_last"] is True  # the default
     from yolov7_lightning.training.module import YOLOv7Module

@@ -50,11 +50,15 @@ def run(cfg: DictConfig) -> dict:
     require_writable(out_dir)
     report = export(cfg.ckpt, out_dir, options_from_config(cfg))
     for name, check in report["checks"].items():
-        if "identical" in check:
+        if check.get("status") == "empty":
+            print(f"{name:<36} empty: no detections on either side (not counted as passed)")
+        elif "identical" in check:
             print(f"{name:<36} {check['identical']} of {check['reference_detections']} detections identical  ok")
         else:
             print(f"{name:<36} boxes {check['boxes_px']:.2e} px ({check.get('boxes_vs_tolerance', 0):.2f} of "
                   f"tolerance)  scores {check['scores']:.2e}  ok")
+    if "nms_check" in report:
+        print(report["nms_check"])
     for kind, path in report["outputs"].items():
         print(f"{kind:<12} {path}")
     print(f"outputs: {out_dir}")

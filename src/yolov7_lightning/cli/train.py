@@ -36,7 +36,7 @@ from ..training.cluster import link_submitit_logs, resolve_ckpt_path
 from ..training.ddp import ReplicaConsistency, end_job
 from ..training.evaluation import evaluate
 from ..training.module import YOLOv7Module
-from ..training.precision import describe_cpu_precision, keep_resumed_precision
+from ..training.precision import cpu_precision_reason, describe_cpu_precision, keep_resumed_precision
 from ..training.run_folder import claim, finished_run, resumes, secondary_rank
 from ..training.signals import StopSignal, stop_line
 from ..training.specs import module_specs
@@ -89,11 +89,10 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
     specs = module_specs(model_cfg.spec(), plain(cfg.loss), plain(cfg.assigner), plain(cfg.optim),
                          plain(cfg.schedule))
     require_writable(out_dir, out_dir / "checkpoints")
-    kept_precision = None
     if ckpt_path:  # the resolved ckpt_path (run()); a bad file fails here, in one line, before the data is read
         resumed = read_checkpoint(ckpt_path, kinds=("training",), purpose="ckpt_path (resume)")
         if cfg.trainer.get("accelerator") == "cpu" and OmegaConf.is_interpolation(cfg.trainer, "precision"):
-            kept_precision = keep_resumed_precision((resumed.raw.get("yolov7") or {}).get("precision"))
+            keep_resumed_precision((resumed.raw.get("yolov7") or {}).get("precision"))
     weights = read_checkpoint(model_cfg.weights, kinds=("training", "official", "state_dict"),
                               purpose="model.weights") if model_cfg.weights else None
     arch_stride = max(arch.strides)
@@ -142,13 +141,17 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
     if cfg.get("visuals") and cfg.visuals.enabled:  # boxes, lead/aux objectness maps, per-class AP, to every logger
         callbacks.append(ValidationVisuals(every_n_epochs=cfg.visuals.every_n_epochs, num_images=cfg.visuals.num_images))
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    if cfg.trainer.get("accelerator") == "cpu":  # which precision and why (bf16 where the CPU has it)
-        if kept_precision:
-            log.info("precision %s (kept from the checkpoint being resumed: the run stays exact)", kept_precision)
-        else:
-            log.info(describe_cpu_precision(str(cfg.trainer.precision), OmegaConf.is_interpolation(cfg.trainer, "precision")))
-    if logger:  # the resolved config and the model's params/GFLOPs, to every logger
-        callbacks.append(LogRunInfo(config=plain(cfg), summary=summary))
+    module.precision_choice = None
+    if cfg.trainer.get("accelerator") == "cpu":  # which precision and why (bf16 where the CPU has it): logged, recorded
+        auto = OmegaConf.is_interpolation(cfg.trainer, "precision")
+        module.precision_choice = {"precision": str(cfg.trainer.precision),
+                                   "reason": cpu_precision_reason(str(cfg.trainer.precision), auto)}
+        log.info(describe_cpu_precision(str(cfg.trainer.precision), auto))
+    if logger:  # the resolved config (+ the precision's reason) and the model's params/GFLOPs, to every logger
+        run_config = plain(cfg)
+        if module.precision_choice is not None:
+            run_config["cpu_precision"] = module.precision_choice
+        callbacks.append(LogRunInfo(config=run_config, summary=summary))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()],
                           default_root_dir=str(out_dir))
     return datamodule, module, trainer, summary
@@ -207,6 +210,7 @@ def train(cfg: DictConfig) -> dict:
         "seed": cfg.seed, "overrides": list(hydra_cfg.overrides.task), "model": model_summary,
         "autoanchor": getattr(module, "anchor_fit", None),
         "finished": True, "max_epochs": trainer.max_epochs,  # what a resumed run compares (run_folder.finished_run)
+        "cpu_precision": getattr(module, "precision_choice", None),  # CPU runs: the precision and why
     }
     if cfg.test_after_fit:
         metrics["test"] = evaluate(trainer, module, datamodule, "test", verbose=True).floats()

@@ -8,7 +8,8 @@ Two kinds of comparison, never mixed:
   ``(2 * sigmoid)^2 * anchor`` turns a fixed logit error into a box error proportional to the box.
 - :func:`compare_detections`: two NMS implementations on *identical* predictions: the detections
   must be the same rows, bit for bit; the only freedom is which of several detections whose scores
-  tie exactly at the ``max_det`` cut is kept.
+  tie exactly at the ``max_det`` cut is kept. A comparison with no detection on either side proves
+  nothing: its ``status`` is ``empty`` and ``passed`` is ``None`` (neither passed nor failed).
 
 Every check is recorded in the report with the inputs it used (``inputs``) and the tolerance it
 applied (``tolerance``); :func:`raise_on_failure` raises :class:`ExportCheckError` naming every
@@ -22,6 +23,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+
+
+EMPTY = "empty"  # the status of a detection comparison with no detection on either side
 
 
 class ExportCheckError(RuntimeError):
@@ -96,14 +100,23 @@ def compare_detections(ref: list[torch.Tensor], got: list[torch.Tensor], max_det
                     ties += count
                 else:
                     different += count
-    return {**out, "reference_detections": sum(len(r) for r in ref), "detections": sum(len(g) for g in got),
-            "identical": identical, "different": different, "ties_at_max_det": ties, "passed": different == 0}
+    result = {**out, "reference_detections": sum(len(r) for r in ref), "detections": sum(len(g) for g in got),
+              "identical": identical, "different": different, "ties_at_max_det": ties}
+    if not result["reference_detections"] and not result["detections"]:
+        return {**result, "status": EMPTY, "passed": None}  # nothing compared: neither passed nor failed
+    return {**result, "status": "passed" if different == 0 else "failed", "passed": different == 0}
+
+
+def empty_checks(report: dict[str, Any]) -> list[str]:
+    """Names of the checks of a report that had nothing to compare (``status: empty``)."""
+    return [name for name, check in report.get("checks", {}).items()
+            if isinstance(check, dict) and check.get("status") == EMPTY]
 
 
 def failures(report: dict[str, Any]) -> list[str]:
-    """Names and values of the failed checks of a report."""
+    """Names and values of the failed checks of a report (an empty check has not failed, nor passed)."""
     return [f"{name}: {check}" for name, check in report.get("checks", {}).items()
-            if isinstance(check, dict) and not check.get("passed", True)]
+            if isinstance(check, dict) and check.get("passed", True) is False]
 
 
 def raise_on_failure(report: dict[str, Any], where: str = "") -> None:

@@ -1,29 +1,42 @@
 """Counting the operations that force a device -> host synchronisation (used by the loss tests and
-``benchmarks/assigner.py``: the batched assigner must not synchronise per image or per box)."""
+``benchmarks/assigner.py``: the batched assigner must not synchronise per image or per box).
+
+Built on the public ``torch.profiler``: every ATen op the code runs (forward and, on CPU, backward)
+is recorded with its parent op; an op that synchronises on an accelerator (a scalar read, a
+``nonzero``, ``masked_select``, a tensor's truth value, boolean-mask indexing, which runs
+``nonzero``) counts once, the synchronising ops nested inside it (``item`` inside ``is_nonzero``,
+``nonzero`` inside ``index``) do not count again.
+"""
 
 from __future__ import annotations
 
-import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.profiler import ProfilerActivity, profile
+
+SYNC_OPS = frozenset({"aten::_local_scalar_dense", "aten::item", "aten::is_nonzero", "aten::nonzero",
+                      "aten::nonzero_static", "aten::masked_select"})
 
 
-class SyncCounter(TorchDispatchMode):
-    """Counts ops that force a device->host synchronisation on an accelerator."""
-
-    SYNC_OPS = {"aten._local_scalar_dense.default", "aten.nonzero.default", "aten.is_nonzero.default",
-                "aten.masked_select.default", "aten.item.default"}
+class SyncCounter:
+    """``with SyncCounter() as c: ...``; then ``c.count`` is the number of synchronising ops."""
 
     def __init__(self):
-        super().__init__()
         self.count = 0
+        self._profile = None
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name = str(func)
-        if name in self.SYNC_OPS:
-            self.count += 1
-        elif name.startswith("aten.index") and any(
-                isinstance(i, torch.Tensor) and i.dtype == torch.bool
-                for a in args if isinstance(a, (list, tuple)) for i in a):
-            self.count += 1  # boolean-mask indexing
-        return func(*args, **kwargs)
+    def __enter__(self) -> SyncCounter:
+        self._profile = profile(activities=[ProfilerActivity.CPU])
+        self._profile.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._profile.__exit__(*exc)
+        self.count = sum(1 for event in self._profile.events() if event.name in SYNC_OPS and not _inside_sync(event))
+
+
+def _inside_sync(event) -> bool:
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name in SYNC_OPS:
+            return True
+        parent = parent.cpu_parent
+    return False

@@ -4,6 +4,8 @@ samples letterboxed to their batch's shape."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from lightning.fabric.utilities.data import _replace_dunder_methods
 from lightning.pytorch.utilities.data import _update_dataloader
@@ -23,15 +25,25 @@ def test_rect_train_batches_shapes_order_and_ranks():
     e0 = list(s)
     s.set_epoch(1)
     e1 = list(s)
+    kinds = []
     for batches in (e0, e1):
         assert sorted(k.index for b in batches for k in b) == list(range(11))
         for b in batches:
             assert len({k.shape for k in b}) == 1 and not any(k.mosaic for k in b)
             h, w = b[0].shape
-            assert max(h, w) == 320 and h % 32 == 0 and w % 32 == 0
-            ar = [sizes[k.index][0] / sizes[k.index][1] for k in b]
-            # the batch shape fits its most extreme aspect (official rule, pad 0)
-            assert (h / w >= max(ar) - 1e-9) if max(ar) < 1 else (h / w <= min(ar) + 1e-9 if min(ar) > 1 else True)
+            ar = [sizes[k.index][0] / sizes[k.index][1] for k in b]  # h / w of each image
+            # official rule, pad 0: the smallest multiple of 32 that fits the batch's most extreme aspect;
+            # a batch of landscape and portrait images together is square
+            if max(ar) < 1:  # all landscape
+                assert (h, w) == (math.ceil(max(ar) * 320 / 32) * 32, 320), (ar, h, w)
+                kinds.append("landscape")
+            elif min(ar) > 1:  # all portrait
+                assert (h, w) == (320, math.ceil(320 / min(ar) / 32) * 32), (ar, h, w)
+                kinds.append("portrait")
+            else:  # mixed aspects (or exactly square images)
+                assert (h, w) == (320, 320), (ar, h, w)
+                kinds.append("mixed")
+    assert {"landscape", "portrait", "mixed"} <= set(kinds)  # every branch of the rule is exercised
     assert [sorted(k.index for k in b) for b in e0] != [sorted(k.index for k in b) for b in e1]  # new order
     assert sorted(sorted(k.index for k in b) for b in e0) == sorted(sorted(k.index for k in b) for b in e1)
     got = []

@@ -10,6 +10,7 @@ IoU threshold is off by 0.1, fails. Class ties give one detection per box in the
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 
@@ -193,3 +194,50 @@ def test_simplified_graph_within_fp32_tolerance(trained, tmp_path):
     plain = onnx_export.export_onnx(trained.deploy_model(), tmp_path / "plain.onnx", torch.rand(1, 3, SIZE, SIZE),
                                     nms={"conf_thres": 0.25, "iou_thres": 0.45, "max_det": 300, "multi_label": False})
     assert len(_onnx(slim["outputs"]["onnx"]).graph.node) < 0.8 * len(_onnx(plain).graph.node)
+
+
+@pytest.mark.parametrize("kind", ["trained", "fresh"])
+def test_an_nms_check_with_nothing_to_compare_is_empty_not_passed(request, tmp_path, kind):
+    """After one epoch (or none) no score reaches the default conf_thres 0.25 on the check images:
+    their NMS comparison compares 0 of 0 detections. It is reported ``empty`` (not passed), and the
+    report says that the NMS was checked on the synthetic predictions only."""
+    report = export(source(kind, request), tmp_path, ExportOptions(formats=("onnx",), nms=True, image_size=SIZE))
+    for name in ("onnx_nms_vs_torchvision", "onnx_nms_vs_torchvision_batch1"):
+        check = report["checks"][name]
+        assert check["reference_detections"] == check["detections"] == 0
+        assert check["status"] == "empty" and check["passed"] is None, check
+    synthetic = report["checks"]["onnx_nms_synthetic_vs_torchvision"]
+    assert synthetic["status"] == "passed" and synthetic["passed"] is True and synthetic["reference_detections"] > 100
+    assert report["passed"]  # nothing failed; the NMS rests on the synthetic check, visibly:
+    assert report["nms_check"].startswith(
+        f"the graph's NMS checked on {synthetic['reference_detections']} synthetic detections only: "
+        "onnx_nms_vs_torchvision, onnx_nms_vs_torchvision_batch1 compared no detections (none above conf_thres 0.25")
+    written = json.loads((tmp_path / "export_report.json").read_text())
+    assert written["checks"]["onnx_nms_vs_torchvision"]["status"] == "empty"
+    assert written["nms_check"] == report["nms_check"]
+
+
+def test_an_nms_check_with_detections_counts(tmp_path):
+    report = export(fresh(), tmp_path, ExportOptions(formats=("onnx",), nms=True, image_size=SIZE, conf_thres=1e-3))
+    check = report["checks"]["onnx_nms_vs_torchvision"]
+    assert check["status"] == "passed" and check["passed"] is True and check["reference_detections"] > 0
+    n = sum(report["checks"][k]["reference_detections"]
+            for k in ("onnx_nms_vs_torchvision", "onnx_nms_vs_torchvision_batch1"))
+    assert report["nms_check"].startswith(f"the graph's NMS checked on {n} detections of the check images and ")
+
+
+def test_export_command_prints_an_empty_nms_check(tmp_path, capsys):
+    from hydra import compose, initialize_config_dir
+
+    from tests.helpers import REPO
+    from yolov7_lightning.cli.export import run
+    from yolov7_lightning.export import save_deploy
+
+    ckpt = save_deploy(fresh(), tmp_path / "fresh.pt")
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("export", [f"ckpt={ckpt}", f"out_dir={tmp_path / 'out'}", "format=onnx", "nms=true"])
+    assert run(cfg)["passed"]
+    out = capsys.readouterr().out
+    assert "onnx_nms_vs_torchvision              empty: no detections on either side (not counted as passed)" in out
+    assert "0 of 0 detections identical" not in out
+    assert "the graph's NMS checked on" in out and "synthetic detections only" in out

@@ -3,6 +3,8 @@ leaving the weights, checkpoints and the official import as they were."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -17,16 +19,24 @@ from yolov7_lightning.training.module import YOLOv7Module
 
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD
+model name\t: {model}
 flags\t\t: fpu vme sse sse2 avx2 avx512f {extra} avx512vl
 bogomips\t: 4900.00
 """
 
 
+def cpuinfo_text(extra: str, model: str = "AMD EPYC 9654 96-Core Processor") -> str:
+    return CPUINFO.format(extra=extra, model=model)
+
+
 @pytest.fixture
-def probe(monkeypatch):
-    """No cached choice; the bf16 probe replaced by a given speed-up (and its calls counted)."""
-    monkeypatch.setenv(precision.ENV, "")  # recorded, so that the choice written by the code is undone too
-    monkeypatch.delenv(precision.ENV)
+def probe(monkeypatch, tmp_path):
+    """No choice in the environment, an empty cache folder; the bf16 probe replaced by a given
+    speed-up (its calls counted in the one list returned by every use)."""
+    for name in (precision.ENV, precision.REASON_ENV):
+        monkeypatch.setenv(name, "")  # recorded, so that the choice written by the code is undone too
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("YOLOV7_CACHE", str(tmp_path / "cache"))
     calls = []
 
     def use(speedup: float) -> list:
@@ -42,7 +52,7 @@ def probe(monkeypatch):
 ])
 def test_precision_follows_the_cpu_flags_and_the_probe(tmp_path, probe, extra, speedup, expected):
     info = tmp_path / "cpuinfo"
-    info.write_text(CPUINFO.format(extra=extra))
+    info.write_text(cpuinfo_text(extra=extra))
     calls = probe(speedup)
     assert precision.auto_cpu_precision(info) == expected
     assert len(calls) == (0 if extra == "avx512bw" else 1)
@@ -57,7 +67,7 @@ def test_bf16_probe_measures_a_ratio():
 @pytest.mark.parametrize("extra, expected", [("avx512_bf16", "bf16-mixed"), ("avx512bw", "32-true")])
 def test_cpu_trainer_config_chooses_the_precision(tmp_path, monkeypatch, probe, extra, expected):
     info = tmp_path / "cpuinfo"
-    info.write_text(CPUINFO.format(extra=extra))
+    info.write_text(cpuinfo_text(extra=extra))
     monkeypatch.setattr(precision, "CPUINFO", info)
     probe(2.0)
     register_configs()
@@ -66,8 +76,9 @@ def test_cpu_trainer_config_chooses_the_precision(tmp_path, monkeypatch, probe, 
         assert compose("train", ["trainer=ddp_cpu"]).trainer.precision == "32-true"  # ranks must agree: no probe
         assert compose("train", ["trainer.precision=32-true"]).trainer.precision == "32-true"  # forced
         assert compose("train", ["trainer=gpu"]).trainer.precision == "16-mixed"
-    line = precision.describe_cpu_precision(expected, auto=True, cpuinfo=info)
-    assert expected in line and ("has avx512_bf16" in line) == (expected == "bf16-mixed")
+    line = precision.describe_cpu_precision(expected, auto=True)
+    assert line.startswith(f"precision {expected} (chosen for this CPU: the CPU has ")
+    assert ("has avx512_bf16 and bf16 convolutions are faster than fp32: 2.00x" in line) == (expected == "bf16-mixed")
     assert "(set in the config)" in precision.describe_cpu_precision("32-true", auto=False)
 
 
@@ -75,7 +86,7 @@ def test_a_resumed_run_keeps_its_checkpoints_precision(tmp_path, probe, caplog):
     calls = probe(0.5)  # the probe would choose fp32 now
     assert precision.keep_resumed_precision("bf16-mixed") == "bf16-mixed"
     info = tmp_path / "cpuinfo"
-    info.write_text(CPUINFO.format(extra="avx512_bf16"))
+    info.write_text(cpuinfo_text(extra="avx512_bf16"))
     assert precision.auto_cpu_precision(info) == "bf16-mixed" and calls == []  # kept: no probe
     with caplog.at_level("WARNING"):
         assert precision.keep_resumed_precision("32-true") is None  # chosen already in this process tree
@@ -92,6 +103,70 @@ def test_only_a_cpu_precision_is_kept(probe, recorded):
 def test_unreadable_cpuinfo_means_fp32(tmp_path, probe):
     probe(2.0)
     assert precision.auto_cpu_precision(tmp_path / "missing") == "32-true"
+
+
+def choose_in_a_new_process_tree(monkeypatch, info):
+    """What a later run (a new process tree, nothing in its environment) chooses on ``info``."""
+    for name in (precision.ENV, precision.REASON_ENV):
+        monkeypatch.delenv(name, raising=False)
+    return precision.auto_cpu_precision(info)
+
+
+def test_without_native_bf16_fp32_is_chosen_without_a_probe(tmp_path, monkeypatch, probe):
+    calls = probe(5.0)  # even a probe that would find bf16 5x faster is not run
+    info = tmp_path / "cpuinfo"
+    info.write_text(cpuinfo_text(extra="avx512f avx512bw avx512_vnni"))  # AVX-512, no bf16 (the CI machine)
+    for _ in range(2):
+        assert choose_in_a_new_process_tree(monkeypatch, info) == "32-true"
+    assert calls == [] and not (tmp_path / "cache").exists()
+    assert "the CPU has none of avx512_bf16, amx_bf16" in precision.describe_cpu_precision("32-true", auto=True)
+
+
+def test_the_probe_runs_once_per_cpu_model_and_torch_version(tmp_path, monkeypatch, probe):
+    calls = probe(1.7)
+    info = tmp_path / "cpuinfo"
+    info.write_text(cpuinfo_text(extra="avx512_bf16"))
+    assert choose_in_a_new_process_tree(monkeypatch, info) == "bf16-mixed" and len(calls) == 1
+    cache = tmp_path / "cache" / precision.CACHE_NAME
+    key = f"AMD EPYC 9654 96-Core Processor | torch {torch.__version__}"
+    assert json.loads(cache.read_text())[key]["bf16_speedup"] == 1.7
+    assert "measured now, cached in" in precision.describe_cpu_precision("bf16-mixed", auto=True)
+    probe(0.5)  # the machine is loaded now: a new probe would choose fp32
+    for _ in range(2):  # later runs reuse the cached result: the same precision, no probe
+        assert choose_in_a_new_process_tree(monkeypatch, info) == "bf16-mixed"
+    assert calls == [1.7]
+    assert f"1.70x, needed {precision.MIN_SPEEDUP}x; measured on this CPU model with this torch, cached in {cache}" \
+        in precision.describe_cpu_precision("bf16-mixed", auto=True)
+    info.write_text(cpuinfo_text(extra="avx512_bf16", model="Intel(R) Xeon(R) Platinum 8488C"))  # another CPU model
+    probe(0.8)
+    assert choose_in_a_new_process_tree(monkeypatch, info) == "32-true" and calls == [1.7, 0.8]
+    monkeypatch.setattr(precision.torch, "__version__", "9.9.9")  # the first model again, another torch
+    info.write_text(cpuinfo_text(extra="avx512_bf16"))
+    probe(0.9)
+    assert choose_in_a_new_process_tree(monkeypatch, info) == "32-true" and calls == [1.7, 0.8, 0.9]
+    assert len(json.loads(cache.read_text())) == 3  # one entry per (CPU model, torch version)
+    assert not list(cache.parent.glob("*.tmp"))  # written atomically
+
+
+def test_an_unreadable_cache_is_probed_again(tmp_path, monkeypatch, probe, caplog):
+    calls = probe(2.0)
+    info = tmp_path / "cpuinfo"
+    info.write_text(cpuinfo_text(extra="amx_bf16"))
+    cache = tmp_path / "cache" / precision.CACHE_NAME
+    cache.parent.mkdir(parents=True)
+    cache.write_text("{truncated")
+    with caplog.at_level("WARNING"):
+        assert choose_in_a_new_process_tree(monkeypatch, info) == "bf16-mixed"
+    assert calls == [2.0] and "ignoring the unreadable precision cache" in caplog.text
+    assert list(json.loads(cache.read_text()).values())[0]["bf16_speedup"] == 2.0
+
+
+def test_a_precision_set_in_the_environment_says_so(monkeypatch, probe):
+    calls = probe(2.0)
+    monkeypatch.setenv(precision.ENV, "32-true")
+    assert precision.auto_cpu_precision() == "32-true" and calls == []
+    assert precision.describe_cpu_precision("32-true", auto=True) == \
+        "precision 32-true ($YOLOV7_CPU_PRECISION=32-true set in the environment)"
 
 
 def module(channels_last: bool) -> YOLOv7Module:

@@ -15,6 +15,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from ...export import ExportOptions, Tolerances, export, load_source, save_deploy, source_from_model
+from ...export.check import empty_checks
 
 log = logging.getLogger(__name__)
 
@@ -75,4 +76,6 @@ class DeployExport(Callback):
         self.report = export(self._source(pl_module), out, self.options, raise_on_fail=self.strict)
         if not self.report["passed"]:
             log.error("deploy export self-check failed, see %s", out / "export_report.json")
+        if empty_checks(self.report):  # nothing to compare on the check images: say on what the NMS was checked
+            log.warning("deploy export: %s", self.report["nms_check"])
         log.info("deploy export: %s", ", ".join(f"{k}={v}" for k, v in self.report["outputs"].items()))
