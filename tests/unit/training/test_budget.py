@@ -55,3 +55,24 @@ def test_bad_input_is_an_error():
                                                        (3, 1, 12, 1), (0, 54, 100, 0)])
 def test_close_mosaic_scales_with_the_plan(close, planned, cap, want):
     assert scaled_close_mosaic(close, planned, cap) == want
+
+
+def test_state_carries_the_time_spent_over_a_resume():
+    """A resumed run goes on from the seconds its checkpoint had spent, not from zero."""
+    from types import SimpleNamespace
+
+    from yolov7_lightning.training.budget import TimeBudget
+
+    saved = {"budget": 600.0, "epoch_seconds": [40.0, 42.0, 41.0], "val_seconds": [5.0, 5.0, 5.0],
+             "startup_seconds": 3.0, "elapsed": 130.0, "plan": {"epochs": 12, "warmup_epochs": 0.4, "close_mosaic": 3},
+             "history": [{"done": 1, "planned": 12}], "epochs_log": [], "stopped_short": False, "trial_seconds": 8.0}
+    budget = TimeBudget(minutes=10)
+    module = SimpleNamespace(schedule=ScheduleSpec(epochs=40, minutes=10))
+    budget.setup(SimpleNamespace(), module, "fit")  # Lightning: setup, then the checkpoint's callback states
+    budget.load_state_dict(saved)
+    assert 130.0 <= budget.elapsed() < 140.0
+    assert budget.mean_epoch() == 41.0 and budget.end_reserve() == 8.0 and budget.plan.epochs == 12
+    state = budget.state_dict()
+    assert 130.0 <= state["elapsed"] < 140.0 and state["plan"] == saved["plan"] and state["trial_seconds"] == 8.0
+    # the re-plan a resumed run makes: (600 - 130 - 8) / 41 = 11.3 -> 11 more after 3 done (the plan may grow)
+    assert plan_epochs(600, budget.elapsed(), 3, budget.mean_epoch(), budget.end_reserve(), 40, budget.plan.epochs) == 14
