@@ -133,7 +133,8 @@ class TimeBudget(L.Callback):
         cap = self._cap(pl_module)
         augment = getattr(trainer.datamodule, "augment", None) if trainer.datamodule is not None else None
         close = int(getattr(augment, "close_mosaic", 0) or 0)
-        return BudgetPlan(epochs, pl_module.schedule.warmup_epochs * epochs / cap, scaled_close_mosaic(close, epochs, cap))
+        warmup = pl_module.schedule.warmup_epochs * epochs / cap
+        return BudgetPlan(epochs, warmup, scaled_close_mosaic(close, epochs, cap))
 
     def _apply(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         plan = self.plan
@@ -143,7 +144,7 @@ class TimeBudget(L.Callback):
         pl_module.close_mosaic = plan.close_mosaic
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.plan is None or not self.epoch_seconds:  # a fresh run: the configured schedule until the first epoch is measured
+        if self.plan is None or not self.epoch_seconds:  # fresh: the configured schedule until an epoch is measured
             self.plan = self._fitted(trainer, pl_module, self._cap(pl_module))
             self._apply(trainer, pl_module)
             log.info("time budget %.0f s: the first epoch runs the configured schedule (%d epochs at most), "
@@ -224,7 +225,8 @@ class TimeBudget(L.Callback):
         """What ``metrics.json`` records as ``budget``."""
         per_epoch = self.mean_epoch() if self.epoch_seconds else None
         return {
-            "minutes": self.budget / 60, "seconds": self.budget, "planned_epochs": self.plan.epochs if self.plan else None,
+            "minutes": self.budget / 60, "seconds": self.budget,
+            "planned_epochs": self.plan.epochs if self.plan else None,
             "run_epochs": epochs_run, "cap_epochs": self.cap, "epoch_seconds": per_epoch,
             "startup_seconds": round(self.startup_seconds, 3), "export_trial_seconds": self.trial_seconds,
             "end_seconds": None if self.end_seconds is None else round(self.end_seconds, 3),

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REPORTED", "budget_line", "epoch_record", "final_line", "objective", "publish_summary", "reported", "result_metrics",
-           "run_metrics", "wandb_summary"]
+__all__ = ["REPORTED", "budget_line", "epoch_record", "final_line", "objective", "publish_summary", "reported",
+           "result_metrics", "run_metrics", "wandb_summary"]
 
 # The epoch whose numbers are a run's result: the last one (its weights are the exported deploy.pt /
 # model.onnx, and a finished schedule ends there). metrics.json's top level, yolov7-report's tables,

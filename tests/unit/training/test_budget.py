@@ -75,4 +75,5 @@ def test_state_carries_the_time_spent_over_a_resume():
     state = budget.state_dict()
     assert 130.0 <= state["elapsed"] < 140.0 and state["plan"] == saved["plan"] and state["trial_seconds"] == 8.0
     # the re-plan a resumed run makes: (600 - 130 - 8) / 41 = 11.3 -> 11 more after 3 done (the plan may grow)
-    assert plan_epochs(600, budget.elapsed(), 3, budget.mean_epoch(), budget.end_reserve(), 40, budget.plan.epochs) == 14
+    spent, per_epoch, reserve = budget.elapsed(), budget.mean_epoch(), budget.end_reserve()
+    assert plan_epochs(600, spent, 3, per_epoch, reserve, cap=40, planned=budget.plan.epochs) == 14

@@ -9,12 +9,15 @@ are saved in every checkpoint, so a resumed run keeps its best.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from ..run_summary import epoch_record
+
+log = logging.getLogger(__name__)
 
 
 class EpochRecords(Callback):
@@ -26,6 +29,13 @@ class EpochRecords(Callback):
         self.best: dict[str, Any] | None = None
         self.last: dict[str, Any] | None = None
         self._best_score: float | None = None  # the best checkpoint's score the ``best`` record is for
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        score = self.best_checkpoint.best_model_score
+        if self._best_score is None and score is not None:  # resumed from a checkpoint without the records
+            self._best_score = float(score)  # its best epoch's numbers are unknown: ``best`` stays empty until beaten
+            log.info("the checkpoint resumed has no record of its best epoch: metrics.json's best starts with the next "
+                     "best epoch")
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         result = getattr(pl_module, "eval_result", None)
