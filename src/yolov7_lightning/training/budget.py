@@ -189,11 +189,11 @@ class TimeBudget(L.Callback):
         self.plan = self._fitted(trainer, pl_module, decision["planned"])
         self._apply(trainer, pl_module)
         self.history.append(decision)
-        if decision["planned"] != before or reason == "resumed":
-            log.info("time budget (%s): %d of %.0f s spent, %.1f s per epoch, %.1f s reserved for the end: "
-                     "%d -> %d epochs (warm-up %.2f epochs, close-mosaic %d)", reason, decision["elapsed"],
-                     self.budget, decision["epoch_seconds"], decision["end_reserve"], before, self.plan.epochs,
-                     self.plan.warmup_epochs, self.plan.close_mosaic)
+        change = f"{before} -> {self.plan.epochs} epochs" if self.plan.epochs != before else f"{before} epochs, kept"
+        log.info("time budget (%s): %d of %.0f s spent, %.1f s per epoch, %.1f s reserved for the end: %s "
+                 "(warm-up %.2f epochs, close-mosaic %d)", reason, decision["elapsed"], self.budget,
+                 decision["epoch_seconds"], decision["end_reserve"], change, self.plan.warmup_epochs,
+                 self.plan.close_mosaic)
         if done >= self.plan.epochs and done < before:
             self.stopped_short = True
             log.warning("time budget: one more epoch would end more than %.0f s after the %.0f s budget; the run "
