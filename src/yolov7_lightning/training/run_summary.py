@@ -113,6 +113,8 @@ def run_metrics(trainer) -> dict[str, Any]:
     records = next((c for c in trainer.callbacks if isinstance(c, EpochRecords)), None)
     best, last = records.records() if records is not None else (None, None)
     out = {**result_metrics(best, last), "epochs": trainer.current_epoch}
+    if records is not None:  # written after every epoch, validated or not
+        out["last_checkpoint"] = records.last_path
     budget = next((c for c in trainer.callbacks if isinstance(c, TimeBudget)), None)
     if budget is not None:
         out["budget"] = budget.summary(trainer.current_epoch)
