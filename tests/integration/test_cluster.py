@@ -117,7 +117,8 @@ def test_a_killed_search_resumes_where_it_stopped(tmp_path):
         assert params.items() <= trials[number].params.items()  # (the kill may come while they are drawn)
     for t in trials:
         job = sweep / str(t.number)
-        assert json.loads((job / "metrics.json").read_text())["fitness"] == t.value
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["fitness"] == t.value == metrics[metrics["top_level"]]["fitness"]  # the reported epoch's
         overrides = dict(o.split("=", 1) for o in OmegaConf.load(job / ".hydra" / "overrides.yaml"))
         assert {k: float(overrides[k]) for k in t.params} == pytest.approx(t.params, rel=1e-12)
         assert set(t.params) == space - {"schedule.warmup_epochs"}  # given on the command line: fixed
@@ -132,6 +133,8 @@ def test_a_killed_search_resumes_where_it_stopped(tmp_path):
     assert [int(r["rank"]) for r in rows] == [1, 2, 3]
     for row, t in zip(rows, best_first):
         assert float(row["fitness"]) == t.value and row["state"] == "COMPLETE"
+        reported = json.loads((sweep / row["job"] / "metrics.json").read_text())
+        assert float(row["map"]) == reported[reported["top_level"]]["map"]
         assert {k: float(row[k]) for k in t.params} == t.params
     assert (sweep / "search.png").read_bytes()[:4] == b"\x89PNG"
     assert "| rank | trial | state | fitness |" in (sweep / "search.md").read_text()

@@ -32,6 +32,10 @@ def test_ablation_multirun_and_report(tmp_path):
     for row, m, arm in zip(rows, metrics, ("none", "planned")):
         assert row["arm"] == f"model.elan_repconv={arm}"
         assert float(row["map"]) == m["map"] and float(row["map50"]) == m["map50"]
+        chosen = m[m["top_level"]]  # the epoch metrics.json reports, in the table too
+        assert (float(row["map"]), float(row["fitness"]), int(row["epoch"])) == (chosen["map"], chosen["fitness"],
+                                                                               chosen["epoch"])
+        assert row["top_level"] == m["top_level"] == "last"
         assert int(row["params_train"]) == m["model"]["params_train"]
         assert float(row["train_seconds"]) == m["train_seconds"] and int(row["epochs"]) == m["epochs"] == 1
     # RepConvN adds training parameters only: the deploy networks are the same

@@ -156,6 +156,20 @@ def test_per_class_table(wandb_sweep):
     assert run["summary"]["val/map"] == pytest.approx(metrics["map"], abs=1e-6)
 
 
+def test_summary_takes_the_epoch_metrics_json_reports(wandb_sweep):
+    """The run summary: the numbers of the epoch metrics.json's ``top_level`` names, and both records."""
+    sweep, runs = wandb_sweep
+    for job, run in zip(("0", "1"), runs):
+        metrics = json.loads((sweep / job / "metrics.json").read_text())
+        chosen, summary = metrics[metrics["top_level"]], run["summary"]
+        assert summary["top_level"] == metrics["top_level"] == "last"
+        for key in ("map", "map50", "fitness", "epoch"):
+            assert summary[key] == chosen[key], key
+        for name in ("best", "last"):
+            for key in ("epoch", "map", "map50", "map75", "fitness", "num_images"):
+                assert summary[f"{name}/{key}"] == metrics[name][key], (name, key)
+
+
 def test_images_with_boxes_and_objectness_maps(wandb_sweep):
     _, runs = wandb_sweep
     run = runs[0]

@@ -1,5 +1,6 @@
 """``yolov7-train``: build data, model, callbacks, logger and trainer from config; fit; write
-``metrics.json`` and the checkpoints into the Hydra run folder; return the fitness (for sweepers).
+``metrics.json`` and the checkpoints into the Hydra run folder; return the reported epoch's fitness
+(for sweepers; ``training/run_summary.py``).
 
     yolov7-train                                     # main job: yolov7-tiny on the shapes data, CPU
     yolov7-train model=yolov7 data=coco data.source.root=/data/coco trainer=gpu schedule=scratch_p5
@@ -30,7 +31,9 @@ from ..models.autoanchor import apply_anchor_config, index_wh
 from ..models.checkpoint_reader import load_weights, read_checkpoint
 from ..models.summary import summarize
 from ..specs import to_spec
+from ..training.budget import TimeBudget
 from ..training.callbacks import DeployExport, LogRunInfo, ValidationVisuals, YOLOv7EMA
+from ..training.callbacks.records import EpochRecords
 from ..training.checkpoint_io import AtomicCheckpointIO
 from ..training.cluster import link_submitit_logs, resolve_ckpt_path
 from ..training.ddp import ReplicaConsistency, end_job
@@ -38,6 +41,7 @@ from ..training.evaluation import evaluate
 from ..training.module import YOLOv7Module
 from ..training.precision import cpu_precision_reason, describe_cpu_precision, keep_resumed_precision
 from ..training.run_folder import claim, finished_run, resumes, secondary_rank
+from ..training.run_summary import budget_line, final_line, objective, publish_summary, run_metrics
 from ..training.signals import StopSignal, stop_line
 from ..training.specs import module_specs
 from .app import hydra_app
@@ -128,6 +132,7 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
         callbacks.append(PeriodicCheckpoint(dirpath=ckpt_dir, filename="epoch_{epoch:03d}", monitor=None, save_top_k=-1,
                                             every_n_epochs=int(cfg.save_period), auto_insert_metric_name=False,
                                             enable_version_counter=False))
+    callbacks.append(EpochRecords(callbacks[0], str(ckpt_dir / "last.ckpt")))  # best and last, for metrics.json
     callbacks.append(StopSignal())  # SIGTERM / SIGINT: a non-zero status and how to resume (run())
     callbacks.append(ReplicaConsistency(ckpt_dir))  # DDP only; before the EMA, which swaps its weights in at the end
     if cfg.ema:
@@ -136,6 +141,10 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
         # a failed self-check is logged and recorded in export_report.json; it does not discard the run
         callbacks.append(DeployExport(formats=list(cfg.export.formats), nms=cfg.export.nms, on_best=cfg.export.on_best,
                                       strict=False))
+    if specs.schedule.minutes:  # after the export, whose time it reserves (measured once) and measures at the end
+        export_cb = next((c for c in callbacks if isinstance(c, DeployExport)), None)
+        callbacks.append(TimeBudget(specs.schedule.minutes, end_trial=export_cb.trial_seconds if export_cb else None,
+                                    end_passes=int(bool(cfg.test_after_fit))))
     if cfg.early_stop_patience:
         callbacks.append(EarlyStopping(monitor="val/fitness", mode="max", patience=cfg.early_stop_patience))
     if cfg.get("visuals") and cfg.visuals.enabled:  # boxes, lead/aux objectness maps, per-class AP, to every logger
@@ -158,10 +167,11 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
 
 
 def final_lines(metrics: dict, out_dir: Path, exported: bool) -> list[str]:
-    """The last lines a run prints: its mAP (or that none was computed) and where its outputs are."""
+    """The last lines a run prints: its time budget (if any), its best and last epochs' mAP (or that
+    none was computed) and where its outputs are."""
     files = ", checkpoints/deploy.pt, checkpoints/model.onnx" if exported else ""
-    return [f"mAP@.5 {metrics['map50']:.4f}  mAP@.5:.95 {metrics['map']:.4f}  in {metrics['train_seconds']:.0f} s "
-            f"({metrics['epochs']} epochs)" if metrics["map"] is not None else "no evaluation ran",
+    budget = budget_line(metrics)
+    return [*([budget] if budget else []), final_line(metrics),
             f"outputs: {out_dir}  (metrics.json, checkpoints/best.ckpt, checkpoints/last.ckpt{files})"]
 
 
@@ -198,15 +208,8 @@ def train(cfg: DictConfig) -> dict:
             print(stop_line(signum, out_dir, trainer.current_epoch, trainer.max_epochs), file=sys.stderr, flush=True)
         raise SystemExit(128 + signum) from None
     seconds = time.perf_counter() - start
-    evaluation = module.eval_result.scalars if module.eval_result is not None else {}  # the last validation
-    best = trainer.checkpoint_callbacks[0]
     metrics = {
-        "map": evaluation.get("map"), "map50": evaluation.get("map50"), "fitness": evaluation.get("fitness"),
-        "val_images": evaluation.get("num_images"), "val_detections": evaluation.get("num_detections"),
-        "epochs": trainer.current_epoch, "train_seconds": round(seconds, 1),
-        "best_checkpoint": best.best_model_path, "last_checkpoint": str(out_dir / "checkpoints" / "last.ckpt"),
-        "nonfinite_skipped": module.nonfinite_total,
-        "per_class": module.eval_result.per_class if module.eval_result is not None else None,
+        **run_metrics(trainer), "train_seconds": round(seconds, 1), "nonfinite_skipped": module.nonfinite_total,
         "seed": cfg.seed, "overrides": list(hydra_cfg.overrides.task), "model": model_summary,
         "autoanchor": getattr(module, "anchor_fit", None),
         "finished": True, "max_epochs": trainer.max_epochs,  # what a resumed run compares (run_folder.finished_run)
@@ -216,8 +219,9 @@ def train(cfg: DictConfig) -> dict:
         metrics["test"] = evaluate(trainer, module, datamodule, "test", verbose=True).floats()
     if trainer.is_global_zero:
         atomic_write_json(metrics, out_dir / "metrics.json", indent=2)
-        score, outputs = final_lines(metrics, out_dir, cfg.export.enabled)
-        print(score)
+        publish_summary(trainer, metrics)  # the W&B summary: the same numbers
+        *score, outputs = final_lines(metrics, out_dir, cfg.export.enabled)
+        print("\n".join(score))
         report = next((c.report for c in trainer.callbacks if isinstance(c, DeployExport)), None)
         if report is not None and not report["passed"]:
             print(f"WARNING: the deploy export failed its self-check: {out_dir / 'checkpoints' / 'export_report.json'}")
@@ -226,7 +230,7 @@ def train(cfg: DictConfig) -> dict:
     return metrics
 
 
-main = hydra_app("train", lambda cfg: run(cfg).get("fitness"))
+main = hydra_app("train", lambda cfg: objective(run(cfg)))  # the reported epoch's fitness (run_summary.REPORTED)
 
 
 if __name__ == "__main__":

@@ -177,10 +177,11 @@ class YoloDataModule(L.LightningDataModule):
                           collate_fn=partial(collate, float_images=not self.transfer_uint8))
 
     # ---- per training epoch (set by TrainEpochData at each epoch start) ---------------------------
-    def mosaic_off_epoch(self, max_epochs: int | None) -> int | None:
+    def mosaic_off_epoch(self, max_epochs: int | None, close_mosaic: int | None = None) -> int | None:
         """The first epoch without mosaic (and mixup) in a run of ``max_epochs``: the last
-        ``augment.close_mosaic`` epochs; ``None``: mosaic all along."""
-        n = self.augment.close_mosaic if self.augment else 0
+        ``close_mosaic`` epochs (default ``augment.close_mosaic``; a time budget fits it to the run);
+        ``None``: mosaic all along."""
+        n = close_mosaic if close_mosaic is not None else (self.augment.close_mosaic if self.augment else 0)
         if not n or not max_epochs or max_epochs < 0:
             return None
         return max(0, max_epochs - n)

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from ..atomic import atomic_save_figure, atomic_write_text
 from ..errors import UserError
+from ..training.run_summary import reported
 from .table import _md, write_csv
 
 STUDY_FILE = "optuna.db"
@@ -65,8 +66,9 @@ def search_rows(root: str | Path) -> SearchReport:
     for t in trials:
         job = root / str(t.number)
         m = _metrics(job)
-        rows.append({"trial": t.number, "state": t.state.name, "fitness": t.value, "map": m.get("map"),
-                     "map50": m.get("map50"), "epochs": m.get("epochs"), "train_seconds": m.get("train_seconds"),
+        result = reported(m)  # the epoch the objective took
+        rows.append({"trial": t.number, "state": t.state.name, "fitness": t.value, "map": result.get("map"),
+                     "map50": result.get("map50"), "epochs": m.get("epochs"), "train_seconds": m.get("train_seconds"),
                      "job": job.name if job.is_dir() else None, **{p: t.params.get(p) for p in params}})
     rows.sort(key=lambda r: (r["fitness"] is None, -(r["fitness"] or 0.0), r["trial"]))
     for i, row in enumerate(rows, 1):

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..atomic import atomic_open
+from ..training.run_summary import reported
 from .collect import Job
 
 SEED_KEYS = ("seed",)
 METRIC_KEYS = ("map", "map50", "fitness")
 MODEL_KEYS = ("params_train", "params_deploy", "gflops_train", "gflops_deploy")
-JOB_COLUMNS = ("job", "arm", "seed", "map", "map50", "fitness", "epochs", *MODEL_KEYS, "train_seconds", "overrides")
+JOB_COLUMNS = ("job", "arm", "seed", "map", "map50", "fitness", "epoch", "top_level", "epochs", *MODEL_KEYS,
+               "train_seconds", "overrides")
 GROUP_COLUMNS = ("arm", "n", "seeds", *(f"{k}_{s}" for k in METRIC_KEYS for s in ("mean", "std")), *MODEL_KEYS,
                  "train_seconds_mean", "jobs")
 
@@ -46,14 +48,17 @@ def _num(value: Any) -> float | None:
 
 
 def job_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
-    """One row per job: arm label, seed, metrics, model size and training time, all overrides."""
+    """One row per job: arm label, seed, the run's result (:func:`~yolov7_lightning.training.run_summary.reported`:
+    its numbers, its ``epoch`` and which one it is, ``top_level``), model size and training time, all overrides."""
     labels = arm_labels(jobs)
     rows = []
     for job in jobs:
         m, model = job.metrics, job.metrics.get("model") or {}
+        result = reported(m)  # the run's result: the epoch metrics.json's ``top_level`` names
         rows.append({
             "job": job.name, "arm": labels[without_seed(job.overrides)], "seed": job.seed,
-            **{k: _num(m.get(k)) for k in METRIC_KEYS}, "epochs": m.get("epochs"),
+            **{k: _num(result.get(k)) for k in METRIC_KEYS}, "epoch": result.get("epoch"),
+            "top_level": m.get("top_level"), "epochs": m.get("epochs"),
             **{k: model.get(k) for k in MODEL_KEYS}, "train_seconds": _num(m.get("train_seconds")),
             "overrides": " ".join(job.overrides),
         })

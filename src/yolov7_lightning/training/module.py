@@ -95,6 +95,7 @@ class YOLOv7Module(L.LightningModule):
         self.eval_result: EvalResult | None = None  # the last validation / test pass (evaluate() returns it)
         self._eval_pass: EvalPass | None = None
         self.class_maps: list[float] | None = None  # per-class mAP@.5:.95 of the last validation (image weights)
+        self.close_mosaic: int | None = None  # closing epochs fitted by a time budget (None: augment.close_mosaic)
 
     def configure_callbacks(self) -> list[L.Callback]:
         """The callback this module's training needs, whoever builds the Trainer: each epoch's data

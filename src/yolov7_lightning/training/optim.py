@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
@@ -42,7 +43,8 @@ class OptimSpec:
 
 @dataclass
 class ScheduleSpec:
-    """The ``schedule`` group: epochs and the LR schedule (:class:`LRLambda`) with its warm-up (:class:`WarmUp`)."""
+    """The ``schedule`` group: epochs and the LR schedule (:class:`LRLambda`) with its warm-up (:class:`WarmUp`),
+    and an optional time budget (``minutes``) the epochs are fitted to."""
 
     kind: str = "cosine"
     lrf: float = 0.1
@@ -51,6 +53,13 @@ class ScheduleSpec:
     warmup_min_iters: int = 1000
     warmup_momentum: float = 0.8
     warmup_bias_lr: float = 0.1
+    # a time budget for the run (training, validation, checkpoints, export), minutes; null: none.
+    # The epochs are fitted to it as the run goes, ``epochs`` the most it may have (training/budget.py)
+    minutes: Optional[float] = None
+
+    def __post_init__(self):
+        if self.minutes is not None and not self.minutes > 0:
+            raise ValueError(f"schedule.minutes={self.minutes}: a time budget must be positive (null: none)")
 
 
 def parameter_groups(model: nn.Module) -> tuple[list, list, list]:

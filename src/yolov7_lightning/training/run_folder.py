@@ -135,7 +135,8 @@ def claim(folder: str | os.PathLike, ckpt_path: str | None, overwrite: bool) -> 
 
 def finished_run(folder: str | os.PathLike, max_epochs: int) -> dict[str, Any] | None:
     """The stored metrics of the run in ``folder`` when it finished with at least ``max_epochs``
-    planned (or trained; an early stop or a time budget ends a run before its last epoch), else None."""
+    planned (or trained; an early stop ends a run before its last epoch), or a budgeted run that
+    finished its fitted plan, else None."""
     path = Path(folder) / METRICS
     if not path.is_file() or not (Path(folder) / "checkpoints" / "last.ckpt").is_file():
         return None
@@ -146,6 +147,8 @@ def finished_run(folder: str | os.PathLike, max_epochs: int) -> dict[str, Any] |
         return None
     if not isinstance(stored, dict):
         return None
+    if stored.get("finished") is True and stored.get("budget"):
+        return stored  # a time budget fitted the epochs below the cap: its plan was run to the end
     planned = stored.get("max_epochs") if stored.get("finished") is True else None
     done = planned if isinstance(planned, int) else stored.get("epochs")
     return stored if isinstance(done, int) and done >= max_epochs else None

@@ -31,8 +31,11 @@ def test_recipe_custom_is_the_official_custom_column(hydra_ctx):
 def test_recipe_small(hydra_ctx):
     cfg = compose("train", overrides=["experiment=recipe_small", "data=shapes_small"])
     assert (cfg.optim.name, cfg.optim.lr0, cfg.optim.nominal_batch, cfg.data.batch_size) == ("sgd", 0.03, 8, 8)
-    assert (cfg.schedule.epochs, cfg.schedule.warmup_epochs, cfg.schedule.warmup_min_iters) == (12, 1.0, 0)
-    assert (cfg.augment.mosaic, cfg.augment.close_mosaic, cfg.augment.mixup, cfg.augment.scale) == (1.0, 3, 0.0, 0.5)
+    # a 16-minute budget, at most 100 epochs, warm-up and close-mosaic fractions of them (8 % and 25 %)
+    assert (cfg.schedule.minutes, cfg.schedule.epochs, cfg.schedule.warmup_epochs, cfg.schedule.warmup_min_iters) == (
+        16, 100, 8.0, 0)
+    assert (cfg.augment.mosaic, cfg.augment.close_mosaic, cfg.augment.mixup, cfg.augment.scale) == (1.0, 25, 0.0, 0.5)
     assert cfg.data.single_cls and cfg.data.source.shape_classes == 5 and cfg.data.source.num_train == 56
     quick = compose("train")  # the official and quick recipes are left as they were
     assert (quick.optim.nominal_batch, quick.schedule.warmup_min_iters, quick.augment.mosaic) == (16, 50, 0.0)
+    assert quick.schedule.minutes is None  # no time budget unless one is given

@@ -41,6 +41,10 @@ def test_set_train_epoch_sets_epoch_close_mosaic_and_image_weights(tmp_path):
     with pytest.raises(ValueError, match="3 per-class mAPs for 4 classes"):
         set_train_epoch(sampler, dm, epoch=2, max_epochs=5, class_maps=MAPS[:3])
     assert dm.mosaic_off_epoch(None) is None and dm.mosaic_off_epoch(-1) is None and dm.mosaic_off_epoch(1) == 0
+    # a time budget's fitted closing epochs replace augment.close_mosaic (0: mosaic all along)
+    assert dm.mosaic_off_epoch(10, close_mosaic=3) == 7 and dm.mosaic_off_epoch(10, close_mosaic=0) is None
+    set_train_epoch(sampler, dm, epoch=2, max_epochs=8, class_maps=None, close_mosaic=3)
+    assert sampler.mosaic_off_epoch == 5
     assert datamodule(tmp_path / "b", augment=AugmentConfig(close_mosaic=0)).mosaic_off_epoch(5) is None
 
 

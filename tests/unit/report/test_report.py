@@ -149,3 +149,22 @@ def test_one_seed_has_no_std():
 
     assert mean_std([0.5, None]) == (0.5, None)  # one value: the sample std is undefined, not 0
     assert pm(0.5, None) == "0.5000" and pm(0.5, 0.01) == "0.5000 ± 0.0100" and pm(None, None) == "-"
+
+
+def test_rows_take_the_epoch_metrics_json_reports(tmp_path):
+    """A run whose best and last epochs differ: the table takes the one ``top_level`` names (the same
+    numbers as the file's top level), and says which."""
+    root = make_multirun(tmp_path / "multirun")
+    job = root / "0"
+    metrics = json.loads((job / "metrics.json").read_text())
+    best = {"epoch": 3, "map": 0.50, "map50": 0.80, "fitness": 0.53}
+    last = {"epoch": 5, "map": 0.30, "map50": 0.60, "fitness": 0.33}
+    metrics.update(top_level="last", best=best, last=last)
+    (job / "metrics.json").write_text(json.dumps(metrics))
+    row = write_report(root).rows[0]
+    assert (row["map"], row["map50"], row["fitness"], row["epoch"], row["top_level"]) == (0.30, 0.60, 0.33, 5, "last")
+    metrics["top_level"] = "best"  # a file that reports its best epoch is read as such
+    (job / "metrics.json").write_text(json.dumps(metrics))
+    assert write_report(root).rows[0]["map"] == 0.50
+    with open(root / "report.csv") as f:
+        assert next(csv.DictReader(f))["epoch"] == "3"

@@ -9,6 +9,8 @@ Runs on global rank 0 only, on a CPU copy of the network (the training model is 
 from __future__ import annotations
 
 import logging
+import tempfile
+import time
 from pathlib import Path
 
 import lightning as L
@@ -66,6 +68,14 @@ class DeployExport(Callback):
             self.last_best = best
             path = save_deploy(load_source(best), self.out_dir(trainer) / "best_deploy.pt")  # the best weights
             log.info("best deploy checkpoint: %s", path)
+
+    def trial_seconds(self, pl_module: L.LightningModule) -> float:
+        """Seconds one export of the current weights takes, written into a temporary folder and
+        discarded (what a time budget reserves for the export at the end of the run)."""
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="export-trial-") as tmp:
+            export(self._source(pl_module), Path(tmp), self.options, raise_on_fail=False)
+        return time.perf_counter() - start
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
