@@ -30,7 +30,7 @@ from typing import Any, Iterator
 
 from hydra.experimental.callback import Callback
 
-from ..cli.output import OutputFolderError
+from ..cli.output import OutputFolderError, require_writable
 from .cluster import AUTO
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def resumes(folder: str | os.PathLike, ckpt_path: str | None) -> bool:
 
 def _lock(folder: Path) -> int:
     """Hold the exclusive lock of ``folder`` (its descriptor), or raise :class:`RunFolderError`."""
-    folder.mkdir(parents=True, exist_ok=True)
+    require_writable(folder)  # a folder that cannot be written: the one line every output folder gets
     path = folder / LOCK_NAME  # a lock, not an output: it must stay the same file while held
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
