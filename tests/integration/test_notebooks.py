@@ -26,7 +26,15 @@ nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT = 600  # seconds per cell; the quick settings need well under a minute per cell
-QUICKSTART_MAP50_FLOOR = 0.001  # the quick settings (320 images, 4 epochs): a model that learned anything
+# The quick settings (320 images of 128 px, 4 epochs, fp32 on a 2-core Xeon without bf16, torch 2.14)
+# reach mAP@.5 0.0207; after epochs 1, 2, 3 the validation gave 0.0, 0.00009, 0.0017, the same to every
+# digit on two runs (the run is seeded). The floor keeps a 2x margin for another CPU (bf16 where it has
+# native bf16, other kernels) and still fails a quick-start that stopped learning an epoch early.
+QUICKSTART_MAP50_FLOOR = 0.01
+# Notebook 02 (coarse_to_fine, 3 quick epochs) reaches a peak objectness of 1.0 on the busiest image
+# in both heads; an untrained yolov7-tiny peaks at 0.019-0.021 (its P5 bias prior sigmoid(log(8 /
+# 20^2)) = 0.0196; P3 0.0013). The floor is 5x the untrained peak.
+TRAINED_OBJECTNESS_FLOOR = 0.1
 PROBE = "import sys; print('KERNEL_PREFIX', sys.prefix); print('KERNEL_EXECUTABLE', sys.executable)"
 
 
@@ -53,8 +61,8 @@ def check_assignment(result: dict, tmp: Path) -> None:
     lg = result["positives"]["lead_guided"]
     assert lg["aux"] == lg["lead"], lg  # the aux head gets the lead head's labels
     assert result["candidates"]["5-cell"] > result["candidates"]["3-cell"] > 0
-    for head in ("lead", "aux"):
-        assert all(0.0 <= v <= 1.0 for v in result["objectness_max"][head]), result["objectness_max"]
+    for head in ("lead", "aux"):  # both heads learned where the objects are (untrained: 0.02 at most)
+        assert max(result["objectness_max"][head]) >= TRAINED_OBJECTNESS_FLOOR, result["objectness_max"]
 
 
 def check_reparameterization(result: dict, tmp: Path) -> None:
