@@ -29,11 +29,11 @@ TINY_DATA = [f"data.img_size={IMAGE_SIZE}", "data.batch_size=4", "data.num_worke
 # small sizes for each command (appended: they override what the walkthrough wrote)
 SMALL = {
     "data": [f"data.img_size={IMAGE_SIZE}"],
-    "train": [*TINY_DATA, "schedule.epochs=2", "augment.close_mosaic=1", "export.enabled=false",
+    "train": [*TINY_DATA, "schedule.epochs=1", "augment.close_mosaic=0", "export.enabled=false",
               "visuals.enabled=false", "trainer.log_every_n_steps=1"],
     "eval": TINY_DATA,
     "export": ["check_batch=1"],
-    "predict": ["conf_thres=0.001"],  # a two-epoch model is not confident yet: keep its low-score boxes
+    "predict": ["conf_thres=0.001"],  # a one-epoch model is not confident yet: keep its low-score boxes
 }
 
 
