@@ -18,12 +18,13 @@ from .paths import CONFIG_DIR
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors about the user's input (a file, a dataset, a folder, a diverged run): their message says
     what is wrong and where, so the command prints it alone instead of a traceback."""
+    from ..data.media import MediaError
     from ..data.records import DatasetError
     from ..models.checkpoint_reader import CheckpointError
     from ..training.module import NonFiniteLossError
     from .output import OutputFolderError
 
-    return CheckpointError, DatasetError, NonFiniteLossError, OutputFolderError
+    return CheckpointError, DatasetError, MediaError, NonFiniteLossError, OutputFolderError
 
 
 def hydra_app(config_name: str, run: Callable[[DictConfig], Any], standalone: bool = False) -> Callable[[], None]:

@@ -21,8 +21,8 @@ from omegaconf import DictConfig
 
 from ..api import ImageDetector, open_detector
 from ..data.image_io import ImageLoadError, decode_image
-from ..data.media import (DEFAULT_FPS, VideoOut, is_sequence, is_stream, media_files, open_capture, read_frames,
-                          read_sequence, sequence_files)
+from ..data.media import (DEFAULT_FPS, MediaError, VideoOut, is_sequence, is_stream, media_files, open_capture,
+                          read_frames, read_sequence, sequence_files)
 from ..eval import Detector, detections_to_original, draw_detections, prediction_records, save_predictions
 from ..eval.save_txt import yolo_lines
 from .app import hydra_app
@@ -119,9 +119,9 @@ def sequence_video(cfg: DictConfig, skipped: list[str]):
     ``as_video``, a folder of frames; the video is named after the frames' folder."""
     source = Path(str(cfg.source))
     folder = not is_sequence(source)
-    if folder and not source.is_dir():
-        raise ValueError(f"as_video=true needs a folder of frames or a numbered pattern (frames/%06d.jpg), "
-                         f"got {source}")
+    if folder and source.is_file():
+        raise MediaError(f"{source}: as_video=true needs a folder of frames or a numbered pattern "
+                         "(frames/%06d.jpg)")
     files = sequence_files(source, folder=folder)
     stem = (source if folder else source.parent).resolve().name or "sequence"
     fps = float(cfg.get("fps") or DEFAULT_FPS)

@@ -112,15 +112,15 @@ def sequence_files(source: str | Path, folder: bool = False) -> list[Path]:
     """The frames of an image sequence in order: the files a printf ``pattern`` matches
     (``frames/%06d.jpg``: ``000000.jpg``, ``000001.jpg``, ... by number), or with ``folder`` the
     images of a folder (searched recursively) in natural name order. Gaps in the numbering are
-    logged; no frame at all is an error naming the source."""
+    logged; no frame at all is a :class:`MediaError` naming the source."""
     source = Path(str(source))
     if folder:
         if not source.is_dir():
-            raise FileNotFoundError(f"source not found: {source} (a folder of frames is expected)")
+            raise MediaError(f"{source}: no such folder (as_video=true reads a folder of frames)")
         files = sorted((p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
                        key=lambda p: _natural(p.relative_to(source)))
         if not files:
-            raise ValueError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+            raise MediaError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder of frames")
         return files
     (zero, width), = NUMBER.findall(source.name)
     parts = NUMBER.split(source.name, maxsplit=1)  # head, zero, width, tail
@@ -131,7 +131,7 @@ def sequence_files(source: str | Path, folder: bool = False) -> list[Path]:
     numbered = sorted((int(m.group(1)), p) for p in (folder_path.iterdir() if folder_path.is_dir() else ())
                       if p.is_file() and (m := rule.match(p.name)))
     if not numbered:
-        raise FileNotFoundError(f"source not found: no files match the image sequence {source}")
+        raise MediaError(f"{source}: no file matches this image sequence (numbered frames, e.g. 000000.jpg for %06d.jpg)")
     first, last = numbered[0][0], numbered[-1][0]
     if last - first + 1 != len(numbered):
         have = {n for n, _ in numbered}
