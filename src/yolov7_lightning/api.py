@@ -209,7 +209,8 @@ class ImageDetector:
         original = detections_to_original(det, meta)
         ids = original[:, 5].long()
         names = [self.names[i] if 0 <= i < len(self.names) else str(i) for i in ids.tolist()]
-        return Detections(boxes=original[:, :4].numpy().astype(np.float32), scores=original[:, 4].numpy().astype(np.float32),
+        return Detections(boxes=original[:, :4].numpy().astype(np.float32),
+                          scores=original[:, 4].numpy().astype(np.float32),
                           class_ids=ids.numpy(), names=names, path=None if meta.path is None else str(meta.path),
                           image_hw=tuple(int(v) for v in meta.orig_hw))
 

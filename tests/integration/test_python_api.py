@@ -140,7 +140,8 @@ def test_deploy_file_and_official_pt(walkthrough, other_files, tmp_path, kind):
 
 def test_the_package_import_stays_light():
     """``import yolov7_lightning`` loads neither PyTorch nor Lightning; the API comes on first use."""
-    code = "import sys, yolov7_lightning; print(sorted(m for m in ('torch', 'lightning', 'hydra', 'cv2') if m in sys.modules))"
+    code = ("import sys, yolov7_lightning; "
+            "print(sorted(m for m in ('torch', 'lightning', 'hydra', 'cv2') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert proc.stdout.strip() == "[]"
     assert load_detector.__module__ == Detections.__module__ == "yolov7_lightning.api"

@@ -156,7 +156,8 @@ def run(cfg: DictConfig) -> list[dict]:
                 count, dets, written = predict_video(predictor, frames, fps, source, name, lines)
                 print(f"{source}: {count} frames, {dets} detections -> {written} ({cfg.backend})")
     if skipped:
-        print(f"skipped {len(skipped)} unreadable image(s): " + "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
+        print(f"skipped {len(skipped)} unreadable image(s): " + "; ".join(skipped[:5])
+              + (" ..." if len(skipped) > 5 else ""))
     print(f"outputs: {out_dir}  (images/, videos/, predictions.json, predictions.jsonl, labels/ with save_txt)")
     return records
 

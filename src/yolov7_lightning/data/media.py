@@ -131,7 +131,8 @@ def sequence_files(source: str | Path, folder: bool = False) -> list[Path]:
     numbered = sorted((int(m.group(1)), p) for p in (folder_path.iterdir() if folder_path.is_dir() else ())
                       if p.is_file() and (m := rule.match(p.name)))
     if not numbered:
-        raise MediaError(f"{source}: no file matches this image sequence (numbered frames, e.g. 000000.jpg for %06d.jpg)")
+        raise MediaError(f"{source}: no file matches this image sequence "
+                         "(numbered frames, e.g. 000000.jpg for %06d.jpg)")
     first, last = numbered[0][0], numbered[-1][0]
     if last - first + 1 != len(numbered):
         have = {n for n, _ in numbered}
