@@ -145,3 +145,18 @@ def test_the_package_import_stays_light():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert proc.stdout.strip() == "[]"
     assert load_detector.__module__ == Detections.__module__ == "yolov7_lightning.api"
+
+
+def test_the_documented_example_runs(walkthrough, capsys, monkeypatch):
+    """The example of ``docs/python_api.md`` as written (the data path replaced), in the walkthrough's folder."""
+    from tests.integration.walkthrough import DATA_PATH
+
+    text = (REPO / "docs" / "python_api.md").read_text()
+    block = text.split("<!-- example -->", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    data, work, _ = walkthrough
+    monkeypatch.chdir(work)
+    exec(compile(block.replace(DATA_PATH, str(data)), "docs/python_api.md", "exec"), {"__name__": "example"})
+    out = capsys.readouterr().out
+    first = sorted((data / "images" / "val").glob("*.jpg"))[0]
+    assert out.startswith(f"{first} (64, 64) ") and out.rstrip().endswith(
+        f"detections with ONNX Runtime on {len(val_images(walkthrough))} images")
