@@ -156,3 +156,18 @@ def test_an_image_sequence_without_frames_is_one_error_line(deploy_file, tmp_pat
                                  f"hydra.run.dir={run}")
         assert code == 1 and err.startswith(f"error: {source}: ") and message in err, out[-2000:] + err[-2000:]
         assert len(err.strip().splitlines()) == 1
+
+
+def test_a_gap_and_an_unreadable_frame_in_a_sequence_are_reported(deploy_file, tmp_path):  # noqa: F811
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in (0, 1, 3):
+        cv2.imwrite(str(frames / f"f{i:03d}.png"), scene(i))
+    (frames / "f004.png").write_bytes(b"")
+    code, out, run = predict(tmp_path, "gap", f"ckpt={deploy_file}", f"source={frames / 'f%03d.png'}", "conf_thres=0.0")
+    assert code == 0, out[-3000:]
+    lines = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+    assert [x["file"] for x in lines] == [str(frames / f"f{i:03d}.png") for i in (0, 1, 3)]
+    assert f"{frames / 'f%03d.png'}: 1 frame number(s) missing between 0 and 4 (first: 2)" in out
+    assert f"skipped 1 unreadable image(s): {frames / 'f004.png'}: cannot decode image" in out
+    assert read_video(run / "videos" / "frames.mp4") == [(48, 64, 3)] * 3
