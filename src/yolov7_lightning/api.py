@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ def predict_defaults() -> dict[str, Any]:
     return dict(_predict_config())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Detections:
     """The detections of one image, highest score first.
 
@@ -71,7 +71,7 @@ class Detections:
     class_ids: np.ndarray
     names: list[str]
     path: str | None = None
-    image_hw: tuple[int, int] = field(default=(0, 0))
+    image_hw: tuple[int, int] = (0, 0)
 
     def __len__(self) -> int:
         return len(self.scores)
