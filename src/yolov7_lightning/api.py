@@ -219,8 +219,11 @@ class ImageDetector:
         list of images or a 4-D batch."""
         single = not isinstance(images, (list, tuple)) and not (
             isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4)
-        items = [r for item in ([images] if single else images) for r in _rgb_images(item)]
-        results = [self.detections(d, m) for d, m in self.detect([i for i, _ in items], [p for _, p in items])]
+        inputs = [images] if single else list(images)
+        results = []
+        for start in range(0, len(inputs), self.batch_size):  # decoded a batch at a time
+            items = [r for item in inputs[start:start + self.batch_size] for r in _rgb_images(item)]
+            results += [self.detections(d, m) for d, m in self.detect([i for i, _ in items], [p for _, p in items])]
         return results[0] if single else results
 
     def __repr__(self) -> str:
