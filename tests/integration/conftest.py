@@ -24,3 +24,13 @@ def one_cpu_precision():
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def walkthrough(tmp_path_factory):
+    """The own-data walkthrough of ``docs/own_data.md`` run once (``tests/integration/walkthrough.py``):
+    (data folder, working folder, steps). Its checkpoint, ONNX file and predictions serve the
+    walkthrough test and the Python API's comparisons with ``yolov7-predict``."""
+    from tests.integration import walkthrough as w
+
+    return w.run(tmp_path_factory.mktemp("walkthrough"))

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.helpers import REPO
@@ -50,6 +51,15 @@ def check_quickstart(result: dict, tmp: Path) -> None:
     records = json.loads(predictions.read_text())
     assert len(records) == result["images"] > 0
     assert len(list((predictions.parent / "images").glob("*.jpg"))) == result["images"]
+    # the Python API (load_detector) on the same images: yolov7-predict's detections (its JSON rounds boxes to 0.01 px)
+    api = {r["file"]: r for r in json.loads(Path(result["api_detections"]).read_text())}
+    assert sorted(api) == sorted(r["file"] for r in records)
+    for record in records:
+        mine = api[record["file"]]
+        assert mine["classes"] == record["classes"] and mine["names"] == record["names"]
+        assert np.allclose(np.round(np.array(mine["boxes"]).reshape(-1, 4), 2), np.array(record["boxes"]).reshape(-1, 4),
+                           atol=1e-4, rtol=0)
+        assert np.allclose(np.round(np.array(mine["scores"]), 5), record["scores"], atol=1e-6, rtol=0)
 
 
 def check_assignment(result: dict, tmp: Path) -> None:

@@ -4,6 +4,7 @@ with the official ``detect.py`` options: ``classes``, ``agnostic_nms``, ``save_t
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -97,3 +98,76 @@ def test_class_filter_agnostic_nms_and_save_txt_on_an_image(deploy_file, tmp_pat
 
     code, out, _ = predict(tmp_path, "bad", *common, "classes=[dog]")
     assert code != 0 and "unknown class name 'dog'" in out
+
+
+def read_video(path) -> list[tuple[int, ...]]:
+    video = cv2.VideoCapture(str(path))
+    shapes = []
+    while True:
+        ok, frame = video.read()
+        if not ok:
+            return shapes
+        shapes.append(frame.shape)
+
+
+def test_an_image_sequence_is_a_video(deploy_file, tmp_path):  # noqa: F811
+    """``source=frames/%06d.jpg`` and a folder of frames with ``as_video=true`` (natural name order:
+    frame_2 before frame_10) give what a video gives: one JSON line per frame, in order, each the
+    detections of that frame as an image, and an annotated video of every frame."""
+    numbered, named = tmp_path / "frames", tmp_path / "clip"
+    numbered.mkdir()
+    named.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(numbered / f"{i:06d}.png"), scene(i))
+        cv2.imwrite(str(named / f"frame_{[1, 2, 10, 11][i]}.png"), scene(i))
+    (numbered / "notes.txt").write_text("not a frame")
+    common = [f"ckpt={deploy_file}", "conf_thres=0.0", "save_txt=true"]
+    code, out, run = predict(tmp_path, "as_images", *common, f"source={numbered}")
+    assert code == 0, out[-3000:]
+    per_image = {r["file"]: r for r in json.loads((run / "predictions.json").read_text())}
+
+    code, out, pattern_run = predict(tmp_path, "pattern", *common, f"source={numbered / '%06d.png'}")
+    assert code == 0, out[-3000:]
+    code, out, folder_run = predict(tmp_path, "folder", *common, f"source={named}", "as_video=true", "fps=5")
+    assert code == 0, out[-3000:]
+    for run, source, files in ((pattern_run, numbered / "%06d.png", [numbered / f"{i:06d}.png" for i in range(4)]),
+                               (folder_run, named, [named / f"frame_{n}.png" for n in (1, 2, 10, 11)])):
+        lines = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+        assert [x["frame"] for x in lines] == [0, 1, 2, 3] and {x["source"] for x in lines} == {str(source)}
+        assert [x["file"] for x in lines] == [str(f) for f in files]
+        for i, line in enumerate(lines):  # frame i is scene(i): the detections of that image
+            want = per_image[str(numbered / f"{i:06d}.png")]
+            assert line["boxes"] == want["boxes"] and line["scores"] == want["scores"] and len(want["scores"]) > 0
+        video = run / "videos" / f"{Path(str(source)).parent.name if run == pattern_run else named.name}.mp4"
+        assert read_video(video) == [(48, 64, 3)] * 4
+        assert sorted(p.name for p in (run / "labels").iterdir()) == sorted(f"{video.stem}_{i}.txt" for i in range(4))
+        assert not (run / "predictions.json").exists()
+    capture = cv2.VideoCapture(str(folder_run / "videos" / "clip.mp4"))
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(5.0)
+
+
+def test_an_image_sequence_without_frames_is_one_error_line(deploy_file, tmp_path):  # noqa: F811
+    (tmp_path / "empty").mkdir()
+    for source, extra, message in ((tmp_path / "empty" / "%06d.jpg", [], "no file matches this image sequence"),
+                                   (tmp_path / "empty", ["as_video=true"], "no images"),
+                                   (tmp_path / "missing", ["as_video=true"], "no such folder")):
+        run = tmp_path / f"run{len(extra)}{source.name}"
+        code, out, err = run_cli(predict_cli.main, f"ckpt={deploy_file}", f"source={source}", *extra,
+                                 f"hydra.run.dir={run}")
+        assert code == 1 and err.startswith(f"error: {source}: ") and message in err, out[-2000:] + err[-2000:]
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_a_gap_and_an_unreadable_frame_in_a_sequence_are_reported(deploy_file, tmp_path):  # noqa: F811
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in (0, 1, 3):
+        cv2.imwrite(str(frames / f"f{i:03d}.png"), scene(i))
+    (frames / "f004.png").write_bytes(b"")
+    code, out, run = predict(tmp_path, "gap", f"ckpt={deploy_file}", f"source={frames / 'f%03d.png'}", "conf_thres=0.0")
+    assert code == 0, out[-3000:]
+    lines = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+    assert [x["file"] for x in lines] == [str(frames / f"f{i:03d}.png") for i in (0, 1, 3)]
+    assert f"{frames / 'f%03d.png'}: 1 frame number(s) missing between 0 and 4 (first: 2)" in out
+    assert f"skipped 1 unreadable image(s): {frames / 'f004.png'}: cannot decode image" in out
+    assert read_video(run / "videos" / "frames.mp4") == [(48, 64, 3)] * 3

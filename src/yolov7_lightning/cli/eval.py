@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ..atomic import atomic_write_json
+from ..data.model_classes import data_with_model_names, require_model_classes
 from ..eval import format_per_class
 from ..eval.save_txt import write_yolo_txt
 from ..training.checkpoint import load_module
@@ -31,9 +32,10 @@ def run(cfg: DictConfig) -> dict:
     module = load_module(cfg.ckpt, purpose="yolov7-eval")
     module.set_evaluation(module.eval_settings.updated(OmegaConf.to_container(cfg.evaluation, resolve=True),
                                                        augment=bool(cfg.get("tta", False))))  # official --augment
-    datamodule = instantiate(cfg.data, augment=None, stride=module.model.max_stride)
-    if list(datamodule.names) != list(module.hparams.names or datamodule.names):
-        raise UserError(f"{cfg.ckpt} was trained on classes {module.hparams.names}, data has {datamodule.names}")
+    names = module.hparams.names
+    data = data_with_model_names(cfg.data, names, cfg.ckpt)  # data=yolo without names: the model's names
+    datamodule = instantiate(data, augment=None, stride=module.model.max_stride)
+    require_model_classes(datamodule.names, names, cfg.ckpt, data)
     trainer = instantiate(cfg.trainer, logger=False, max_epochs=1)
     result = evaluate(trainer, module, datamodule, cfg.split)
     result.detections.save_json(out_dir / "predictions_coco.json")
