@@ -145,8 +145,9 @@ class YOLOv7Module(L.LightningModule):
             return images, targets
         shape = [max(s, math.ceil(x * f / s) * s) for x in (h, w)]
         images = F.interpolate(images, size=shape, mode="bilinear", align_corners=False)
-        scale = torch.tensor([shape[1] / w, shape[0] / h] * 2, device=targets.device)
-        return images, torch.cat((targets[:, :2], targets[:, 2:] * scale), 1)
+        fx, fy = shape[1] / w, shape[0] / h  # Python numbers: no host-to-device copy (a sync on a GPU)
+        t = targets
+        return images, torch.cat((t[:, :2], t[:, 2:3] * fx, t[:, 3:4] * fy, t[:, 4:5] * fx, t[:, 5:6] * fy), 1)
 
     def _images(self, batch: dict) -> torch.Tensor:
         """The batch's images in the network's memory format."""
