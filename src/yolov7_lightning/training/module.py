@@ -90,6 +90,7 @@ class YOLOv7Module(L.LightningModule):
         self.iteration = 0  # batches seen over the whole run (the official ``ni``)
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
+        self._gradients_pending = False  # a backward pass since the last optimizer step
         self.eval_result: EvalResult | None = None  # the last validation / test pass (evaluate() returns it)
         self._eval_pass: EvalPass | None = None
         self.class_maps: list[float] | None = None  # per-class mAP@.5:.95 of the last validation (image weights)
@@ -198,11 +199,14 @@ class YOLOv7Module(L.LightningModule):
         if self._check_finite(loss, result.components, buffers):
             with self._backward_sync(step_follows=self.iteration % accumulate == 0):
                 self.manual_backward(loss)
+            self._gradients_pending = True
         if self.iteration % accumulate == 0:
-            if self.optim.grad_clip:
-                self.clip_gradients(opt, gradient_clip_val=self.optim.grad_clip, gradient_clip_algorithm="norm")
-            opt.step()
+            # no optimizer step when every micro-step since the last one was skipped (non-finite loss): there is
+            # nothing to apply, and under fp16 AMP the GradScaler refuses a step without gradients
+            if self._gradients_pending:
+                opt.step()  # clipping: on_before_optimizer_step
             opt.zero_grad()
+            self._gradients_pending = False
         self.iteration += 1
         self.log_dict({f"train/{k}": v for k, v in result.components.items()}, prog_bar=False, on_step=True,
                       on_epoch=True, batch_size=images.shape[0])
@@ -210,6 +214,12 @@ class YOLOv7Module(L.LightningModule):
                        "cls": result.components["lead/cls"]}, prog_bar=True, on_step=True, batch_size=images.shape[0])
         self.log("lr", opt.optimizer.param_groups[1]["lr"], on_step=True, prog_bar=False)
         return loss.detach()
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """``optim.grad_clip``: the gradient norm clipped here, inside the optimizer step, where fp16 AMP has
+        unscaled the gradients (in the training step they are still multiplied by the GradScaler's scale)."""
+        if self.optim.grad_clip:
+            self.clip_gradients(optimizer, gradient_clip_val=self.optim.grad_clip, gradient_clip_algorithm="norm")
 
     def _check_finite(self, loss: torch.Tensor, components: dict, buffers: list[torch.Tensor] | None = None) -> bool:
         """A non-finite loss skips the step and is counted; ``max_nonfinite`` in a row stop the run.
