@@ -201,9 +201,9 @@ class YOLOv7Module(L.LightningModule):
                 self.manual_backward(loss)
             self._gradients_pending = True
         if self.iteration % accumulate == 0:
-            # no optimizer step when every micro-step since the last one was skipped (non-finite loss): there is
-            # nothing to apply, and under fp16 AMP the GradScaler refuses a step without gradients
-            if self._gradients_pending:
+            # every micro-step since the last step skipped (non-finite loss): no gradients. The step is an empty
+            # one (counted, checkpoints follow the step count) except under fp16 AMP, whose GradScaler refuses it
+            if self._gradients_pending or not self._grad_scaler():
                 opt.step()  # clipping: on_before_optimizer_step
             opt.zero_grad()
             self._gradients_pending = False
@@ -214,6 +214,11 @@ class YOLOv7Module(L.LightningModule):
                        "cls": result.components["lead/cls"]}, prog_bar=True, on_step=True, batch_size=images.shape[0])
         self.log("lr", opt.optimizer.param_groups[1]["lr"], on_step=True, prog_bar=False)
         return loss.detach()
+
+    def _grad_scaler(self) -> bool:
+        """Whether the precision scales the loss (fp16 AMP's GradScaler)."""
+        plugin = self.trainer.precision_plugin if self._trainer is not None else None
+        return getattr(plugin, "scaler", None) is not None
 
     def on_before_optimizer_step(self, optimizer) -> None:
         """``optim.grad_clip``: the gradient norm clipped here, inside the optimizer step, where fp16 AMP has
