@@ -196,6 +196,13 @@ def fitting_batch(variant: str, size: int, batch: int, device: str) -> int:
                 torch.cuda.empty_cache()
 
 
+def resident_bytes(runner: train_speed.Runner) -> int:
+    """Bytes a configuration keeps between steps: weights, buffers, optimizer state, its batch."""
+    tensors = [*runner.model.parameters(), *runner.model.buffers(), runner.images, runner.targets]
+    tensors += [v for state in runner.opt.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
 def shapes_loader(cfg: dict, work: Path, batch: int, size: int, pin_memory: bool):
     """The training DataLoader of the shapes data (default workers and augmentation) at ``size``, ``batch``."""
     from hydra import compose, initialize_config_dir
@@ -248,7 +255,7 @@ def step_throughput(device: str, cfg: dict, work: Path) -> dict:
     peaks = {p: train_speed.measure_peak(device, p) for p in precisions}
     amp = [p for p in precisions if p != "fp32"]
     fastest = "bf16" if "bf16" in amp else (amp[-1] if amp else "fp32")
-    rows, data_rows = [], []
+    rows, data_rows, skipped = [], [], []
     for variant in cfg["variants"]:
         size = cfg["size"]
         batch = fitting_batch(variant, size, cfg["batch"], device)
@@ -256,20 +263,30 @@ def step_throughput(device: str, cfg: dict, work: Path) -> dict:
         configs.append(train_speed.Config(fastest, True, True))
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        runners = []
-        for c in configs:
-            runners.append(train_speed.Runner(c, variant, size, batch, device, backend=cfg["compile_backend"]))
-        mem = {}
-        for r in runners:  # warm-up (and compilation), then each configuration's own peak memory
-            t = time.perf_counter()
-            for i in range(cfg["warmup"]):
-                r.step(record=False, split=False)
-            r.cfg.first_step = time.perf_counter() - t
-            if device == "cuda":
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-                r.step(record=False, split=False)
-                mem[id(r)] = torch.cuda.max_memory_allocated() / 2**20
+        runners, mem = [], {}
+        for c in configs:  # warm-up (and compilation), then each configuration's own peak memory
+            try:
+                r = train_speed.Runner(c, variant, size, batch, device, backend=cfg["compile_backend"])
+                t = time.perf_counter()
+                for _ in range(cfg["warmup"]):
+                    r.step(record=False, split=False)
+                r.cfg.first_step = time.perf_counter() - t
+                if device == "cuda":  # this configuration's own: its resident state + what a step adds to it
+                    torch.cuda.synchronize()
+                    before = torch.cuda.memory_allocated()
+                    torch.cuda.reset_peak_memory_stats()
+                    r.step(record=False, split=False)
+                    mem[id(r)] = (torch.cuda.max_memory_allocated() - before + resident_bytes(r)) / 2**20
+                runners.append(r)
+            except Exception as e:  # out of memory, or compilation (no Triton / compiler): left out, the rest measured
+                if not (isinstance(e, torch.cuda.OutOfMemoryError) or c.compile):
+                    raise
+                r = None
+                if device == "cuda":
+                    torch.cuda.empty_cache()
+                skipped.append({"variant": variant, "batch": batch, "precision": c.precision,
+                                "channels_last": c.channels_last, "compile": c.compile,
+                                "reason": f"{type(e).__name__}: {str(e).strip()[:300]}"})
         for _ in range(cfg["iters"]):  # throughput: no synchronisation inside a step; configurations take turns
             for r in runners:
                 r.step(record=True, split=False)
@@ -279,7 +296,7 @@ def step_throughput(device: str, cfg: dict, work: Path) -> dict:
                 synced[id(r)].append(r.step(record=False, split=True))
                 r.cfg.losses.append(r.last_loss_s)
         fwd_gflops = train_speed.count_gflops(runners[0].model, size)
-        base = statistics.median(configs[0].steps)
+        base = statistics.median(runners[0].cfg.steps)  # fp32 contiguous (it fits: fitting_batch)
         for r in runners:
             c = r.cfg
             step = statistics.median(c.steps)
@@ -287,12 +304,13 @@ def step_throughput(device: str, cfg: dict, work: Path) -> dict:
             peak = peaks[c.precision]["peak_gflops"]
             rows.append({"variant": variant, "size": size, "batch": batch, "precision": c.precision,
                          "channels_last": c.channels_last, "compile": cfg["compile_backend"] if c.compile else False,
-                         "s_per_step": round(step, 5), "images_per_s": round(batch / step, 1),
+                         "s_per_step": round(step, 5), "images_per_s": round(batch / step, 2),
                          "speedup_vs_fp32": round(base / step, 2), "achieved_gflops": round(achieved, 1),
                          "peak_gflops": peak, "fraction_of_peak": round(achieved / peak, 3),
                          "loss_share": round(statistics.median(c.losses) / statistics.median(synced[id(r)]), 3),
                          "warmup_s": round(c.first_step, 1),
                          "peak_mem_mb": round(mem[id(r)], 1) if id(r) in mem else None,
+                         "resident_mb": round(resident_bytes(r) / 2**20, 1),
                          "forward_gflops_per_image": round(fwd_gflops, 3)})
         plain = [r for r in runners if not r.cfg.compile]
         fastest_runner = min(plain, key=lambda r: statistics.median(r.cfg.steps))
@@ -301,10 +319,10 @@ def step_throughput(device: str, cfg: dict, work: Path) -> dict:
         data_rows.append({"variant": variant, "size": size, "batch": batch, "num_workers": workers,
                           "precision": fastest_runner.cfg.precision, "channels_last": fastest_runner.cfg.channels_last,
                           **data})
-        del runners, plain, fastest_runner, loader
+        runners = plain = fastest_runner = loader = r = None  # free the device memory before the next variant
         if device == "cuda":
             torch.cuda.empty_cache()
-    return {"peaks": list(peaks.values()), "rows": rows, "data": data_rows}
+    return {"peaks": list(peaks.values()), "rows": rows, "data": data_rows, "left_out": skipped}
 
 
 def latency_ms(fn, device: str, warmup: int, iters: int) -> float:
