@@ -4,6 +4,7 @@ throughput against the GPU's measured peak, fused inference latency. One JSON fi
     python benchmarks/gpu_check.py                                 # on a CUDA machine: ~7-8 min on one H100
     python benchmarks/gpu_check.py --device cpu --out /tmp/c.json  # tiny sizes: every step's code on the CPU (~1 min)
     python benchmarks/gpu_check.py --skip main_job ddp             # leave steps out (recorded as skipped)
+    python benchmarks/gpu_check.py --compile-variants yolov7-tiny  # torch.compile for the small model only
 
 Steps (each timed; a failure is recorded with its error and the next step runs; the exit status is 1 when any
 step failed):
@@ -260,7 +261,8 @@ def step_throughput(device: str, cfg: dict, work: Path) -> dict:
         size = cfg["size"]
         batch = fitting_batch(variant, size, cfg["batch"], device)
         configs = [train_speed.Config(p, cl, False) for p in precisions for cl in (False, True)]
-        configs.append(train_speed.Config(fastest, True, True))
+        if variant in cfg["compile_variants"]:
+            configs.append(train_speed.Config(fastest, True, True))
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         runners, mem = [], {}
@@ -489,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the JSON file (default: benchmarks/results/gpu_check_<device name>.json)")
     p.add_argument("--skip", nargs="*", default=[], choices=STEPS, help="steps to leave out")
     p.add_argument("--work", type=Path, default=None, help="folder for the runs and data (default: a temporary one)")
+    p.add_argument("--compile-variants", nargs="*", default=None,
+                   help="the variants whose training step is also measured through torch.compile (default: all; "
+                        "compiling yolov7 takes a minute or two)")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda: no CUDA device visible to torch (--device cpu runs the tiny CPU check)",
@@ -497,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     info = device_info(args.device)
     out = args.out or REPO / "benchmarks" / "results" / f"gpu_check_{slug(info['name'])}.json"
     cfg = settings(args.device)
+    cfg["compile_variants"] = cfg["variants"] if args.compile_variants is None else args.compile_variants
     if args.device == "cpu":  # on a loaded machine two threads wait for each other (50x slower at load 14)
         torch.set_num_threads(1)
     started = time.perf_counter()

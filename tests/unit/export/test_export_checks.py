@@ -193,3 +193,11 @@ def test_simplified_graph_within_fp32_tolerance(trained, tmp_path):
     plain = onnx_export.export_onnx(trained.deploy_model(), tmp_path / "plain.onnx", torch.rand(1, 3, SIZE, SIZE),
                                     nms={"conf_thres": 0.25, "iou_thres": 0.45, "max_det": 300, "multi_label": False})
     assert len(_onnx(slim["outputs"]["onnx"]).graph.node) < 0.8 * len(_onnx(plain).graph.node)
+
+
+def test_a_provider_onnx_runtime_lacks_is_an_error_naming_it(tmp_path):
+    path = onnx_export.export_onnx(build_model("yolov7-tiny", num_classes=3).eval(), tmp_path / "m.onnx",
+                                   torch.rand(1, 3, 64, 64))
+    assert onnx_session(path, providers=("CPUExecutionProvider",)).get_providers() == ["CPUExecutionProvider"]
+    with pytest.raises(RuntimeError, match=r"has no NoSuchExecutionProvider \(available: .*CPUExecutionProvider"):
+        onnx_session(path, providers=("NoSuchExecutionProvider",))
