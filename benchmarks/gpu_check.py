@@ -183,18 +183,18 @@ def step_ddp(device: str, cfg: dict, work: Path) -> dict:
 def fitting_batch(variant: str, size: int, batch: int, device: str) -> int:
     """``batch``, halved until one fp32 contiguous training step (the most memory) fits on the device."""
     while True:
+        fits = True
         try:
-            runner = train_speed.Runner(train_speed.Config("fp32", False, False), variant, size, batch, device)
-            runner.step(record=False)
-            del runner
-            return batch
+            train_speed.Runner(train_speed.Config("fp32", False, False), variant, size, batch, device).step(record=False)
         except torch.cuda.OutOfMemoryError:
             if batch == 1:
                 raise
-            batch //= 2
-        finally:
-            if device == "cuda":
-                torch.cuda.empty_cache()
+            fits = False  # the runner and the exception's frames are gone once out of this block
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        if fits:
+            return batch
+        batch //= 2
 
 
 def resident_bytes(runner: train_speed.Runner) -> int:
