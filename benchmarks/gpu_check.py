@@ -51,7 +51,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmarks (train_speed)
 import train_speed  # noqa: E402
 
-from yolov7_lightning.atomic import atomic_write_json  # noqa: E402
+from yolov7_lightning.atomic import atomic_write, atomic_write_json  # noqa: E402
 from yolov7_lightning.numerics import to_memory_format  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -488,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     p.add_argument("--out", type=Path, default=None,
-                   help="the JSON file (default: benchmarks/results/gpu_check_<device name>.json)")
+                   help="the JSON file (default: benchmarks/results/gpu_check_<device name>.json); the table goes "
+                        "beside it (.md)")
     p.add_argument("--skip", nargs="*", default=[], choices=STEPS, help="steps to leave out")
     p.add_argument("--work", type=Path, default=None, help="folder for the runs and data (default: a temporary one)")
     p.add_argument("--compile-variants", nargs="*", default=None,
@@ -520,8 +521,10 @@ def main(argv: list[str] | None = None) -> int:
               "command": " ".join(["python benchmarks/gpu_check.py", *(argv if argv is not None else sys.argv[1:])]),
               "total_s": round(time.perf_counter() - started, 1), "steps": steps, "targets": targets(steps)}
     atomic_write_json(report, out, indent=2)
-    print(table(report))
-    print(f"\nwritten: {out}")
+    text = table(report)
+    atomic_write(out.with_suffix(".md"), lambda f: f.write(text + "\n"), binary=False)  # the table, to commit beside
+    print(text)
+    print(f"\nwritten: {out} and {out.with_suffix('.md').name}")
     return 1 if any(s["status"] == "failed" for s in steps.values()) else 0
 
 

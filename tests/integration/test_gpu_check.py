@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,7 +42,9 @@ def test_every_step_runs_and_the_table_is_printed(check):
     for name in STEPS:
         assert f"| {name} | ok |" in proc.stdout
     last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith("written: ") and last.endswith("check.json")
+    assert last.startswith("written: ") and last.endswith("check.json and check.md")
+    table = (Path(last.split()[1]).with_suffix(".md")).read_text()
+    assert table.startswith("## gpu_check: ") and table in proc.stdout
 
 
 def test_tests_and_training_figures(check):
