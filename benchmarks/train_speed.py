@@ -94,7 +94,7 @@ class Config:
 class Runner:
     """One model + optimizer + loss for one configuration; ``step()`` runs and times one training step."""
 
-    def __init__(self, cfg: Config, variant: str, size: int, batch: int, device: str):
+    def __init__(self, cfg: Config, variant: str, size: int, batch: int, device: str, backend: str = "inductor"):
         self.cfg, self.device = cfg, device
         g = torch.Generator().manual_seed(0)
         torch.manual_seed(0)
@@ -104,23 +104,27 @@ class Runner:
             model.to(memory_format=torch.channels_last)
             self.images = self.images.contiguous(memory_format=torch.channels_last)
         self.model = model
-        self.forward = torch.compile(model) if cfg.compile else model
+        self.forward = torch.compile(model, backend=backend) if cfg.compile else model
         self.targets = targets_for(batch, size, 80, g).to(device)
         self.loss_fn = YOLOv7Loss(80, model.detect.geometry, image_size=size)
         self.opt = build_optimizer(model, batch_size=batch)
         self.scaler = torch.amp.GradScaler(device, enabled=cfg.precision == "fp16")
 
-    def step(self, record: bool) -> None:
+    def step(self, record: bool, split: bool = True) -> float:
+        """One training step; returns its seconds. ``split``: the device is also synchronised around the loss
+        call, whose time is recorded in ``cfg.losses`` (without: only the whole step is timed)."""
         cfg, device = self.cfg, self.device
         sync(device)
         t0 = time.perf_counter()
         with torch.autocast(device, dtype=DTYPES[cfg.precision], enabled=cfg.precision != "fp32"):
             out = self.forward(self.images)
-        sync(device)
+        if split:
+            sync(device)
         t1 = time.perf_counter()
         with no_autocast(device):  # the loss and the assigner in fp32, as in training
             loss = self.loss_fn(fp32_outputs(out), self.targets).total
-        sync(device)
+        if split:
+            sync(device)
         t2 = time.perf_counter()
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
@@ -128,11 +132,14 @@ class Runner:
         self.opt.zero_grad(set_to_none=True)
         sync(device)
         elapsed = time.perf_counter() - t0
+        self.last_loss_s = t2 - t1 if split else None
         if record:
             cfg.steps.append(elapsed)
-            cfg.losses.append(t2 - t1)
+            if split:
+                cfg.losses.append(t2 - t1)
         elif not cfg.first_step:
             cfg.first_step = elapsed
+        return elapsed
 
 
 def configurations(device: str, compile_too: bool, precisions: list[str] | None) -> list[Config]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 
+import pytest
 import torch
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -20,6 +21,11 @@ OFFICIAL = {
     "yolov7-e6e": (166_408_884, 151_687_420, 915.85, 842.20, 1280),
 }
 VARIANTS = list(OFFICIAL)
+
+# Device-parametrised tests (marked ``cuda``: ``pytest -m cuda`` runs them on a GPU): the same body runs on
+# "cpu" everywhere and on "cuda" where there is one; the cuda cases skip without CUDA.
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 
 
 @torch.no_grad()

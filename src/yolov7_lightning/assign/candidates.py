@@ -76,19 +76,19 @@ def find_candidates(targets: PaddedTargets, grids: list[tuple[int, int]], anchor
     b_, g_ = targets.valid.shape
     na = anchors.shape[1]
     device = targets.boxes.device
-    off = torch.tensor(OFFSETS, dtype=targets.boxes.dtype, device=device) * offset  # [5, 2]
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("gt", "anchor", "level", "gi", "gj", "valid", "flat")}
     for lvl, ((h, w), s) in enumerate(zip(grids, strides)):
         gxy = targets.boxes[..., :2] / s  # [B, G, 2] grid units
         gwh = targets.boxes[..., 2:4] / s
         r = gwh[:, :, None, :] / anchors[lvl][None, None]  # [B, G, A, 2]
         shape_ok = torch.maximum(r, 1 / r).amax(-1) < anchor_t  # [B, G, A]
-        far = torch.tensor((w, h), dtype=gxy.dtype, device=device) - gxy
+        far = torch.stack((w - gxy[..., 0], h - gxy[..., 1]), -1)  # Python numbers: no host-to-device copy
         near_ok = (gxy % 1 < offset) & (gxy > 1)
         far_ok = (far % 1 < offset) & (far > 1)
         offset_ok = torch.stack((torch.ones_like(near_ok[..., 0]), near_ok[..., 0], near_ok[..., 1],
                                  far_ok[..., 0], far_ok[..., 1]), -1)  # [B, G, 5]
-        cell = (gxy[:, :, None, :] - off).long()  # truncation, as the official .long()
+        cell = torch.stack([torch.stack((gxy[..., 0] - dx * offset, gxy[..., 1] - dy * offset), -1)
+                            for dx, dy in OFFSETS], 2).long()  # [B, G, 5, 2]; truncation, as the official .long()
         shape = (b_, g_, 5, na)
         gi = cell[..., 0].clamp(0, w - 1)[..., None].expand(shape)
         gj = cell[..., 1].clamp(0, h - 1)[..., None].expand(shape)

@@ -33,8 +33,7 @@ def pad_targets(targets: torch.Tensor, batch_size: int) -> PaddedTargets:
     slot = torch.arange(img.shape[0], device=device) - first[img_sorted]
     boxes = torch.zeros(batch_size, g, 4, dtype=targets.dtype, device=device)
     classes = torch.zeros(batch_size, g, dtype=torch.long, device=device)
-    valid = torch.zeros(batch_size, g, dtype=torch.bool, device=device)
     boxes[img_sorted, slot] = targets[order, 2:6]
     classes[img_sorted, slot] = targets[order, 1].long()
-    valid[img_sorted, slot] = True
+    valid = torch.arange(g, device=device)[None, :] < counts[:, None]  # image b's first counts[b] slots
     return PaddedTargets(boxes, classes, valid)

@@ -183,8 +183,9 @@ def set_metadata(proto: Any, items: Mapping[str, Any]) -> None:
             entry.key, entry.value = key, text
 
 
-def onnx_session(path: Any, threads: int | None = None):
-    """An ONNX Runtime CPU session of a file or a ModelProto (``threads``: intra-op threads, default ORT's)."""
+def onnx_session(path: Any, threads: int | None = None, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+    """An ONNX Runtime session of a file or a ModelProto (``threads``: intra-op threads, default ORT's), on
+    ``providers`` (default: the CPU; ``("CUDAExecutionProvider",)`` where ``onnxruntime-gpu`` provides it)."""
     try:
         import onnxruntime as ort
     except ImportError as e:  # pragma: no cover
@@ -194,4 +195,8 @@ def onnx_session(path: Any, threads: int | None = None):
         options.intra_op_num_threads = threads
     options.log_severity_level = 3
     model = path.SerializeToString() if hasattr(path, "SerializeToString") else str(path)
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    missing = [p for p in providers if p not in ort.get_available_providers()]
+    if missing:
+        raise RuntimeError(f"ONNX Runtime {ort.__version__} has no {', '.join(missing)} "
+                           f"(available: {', '.join(ort.get_available_providers())})")
+    return ort.InferenceSession(model, options, providers=list(providers))

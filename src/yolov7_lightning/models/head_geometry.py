@@ -111,7 +111,10 @@ class HeadGeometry:
     # ---- candidate cells -------------------------------------------------------------------------
     def cell_strides(self, cands: Candidates, dtype: torch.dtype) -> torch.Tensor:
         """``[B, C, 1]``: the stride of each column's level."""
-        return torch.tensor(self.strides, dtype=dtype, device=cands.level.device)[cands.level][..., None]
+        out = torch.zeros(cands.level.shape, dtype=dtype, device=cands.level.device)
+        for lvl, s in enumerate(self.strides):  # Python numbers: no host-to-device copy (a sync on a GPU)
+            out = torch.where(cands.level == lvl, s, out)
+        return out[..., None]
 
     def decode_cells(self, raw: torch.Tensor, cands: Candidates, xy_scale: float = 2) -> torch.Tensor:
         """Raw predictions ``[B, C, 5 + nc]`` at the columns -> boxes ``[B, C, 4]`` in grid units of

@@ -14,13 +14,18 @@ from torch.profiler import ProfilerActivity, profile
 
 SYNC_OPS = frozenset({"aten::_local_scalar_dense", "aten::item", "aten::is_nonzero", "aten::nonzero",
                       "aten::nonzero_static", "aten::masked_select"})
+HOST_TENSOR_OP = "aten::lift_fresh"  # what torch.tensor / torch.as_tensor of Python data records
 
 
 class SyncCounter:
-    """``with SyncCounter() as c: ...``; then ``c.count`` is the number of synchronising ops."""
+    """``with SyncCounter() as c: ...``; then ``c.count`` is the number of synchronising ops, and
+    ``c.host_tensors`` the number of tensors built from Python data (``torch.tensor(...)``,
+    ``torch.as_tensor(list)``), each a host-to-device copy that waits for the device when built for
+    one. Both are counted on any device, so a CPU run finds what would synchronise a GPU."""
 
     def __init__(self):
         self.count = 0
+        self.host_tensors = 0
         self._profile = None
 
     def __enter__(self) -> SyncCounter:
@@ -30,7 +35,9 @@ class SyncCounter:
 
     def __exit__(self, *exc) -> None:
         self._profile.__exit__(*exc)
-        self.count = sum(1 for event in self._profile.events() if event.name in SYNC_OPS and not _inside_sync(event))
+        events = self._profile.events()
+        self.count = sum(1 for event in events if event.name in SYNC_OPS and not _inside_sync(event))
+        self.host_tensors = sum(1 for event in events if event.name == HOST_TENSOR_OP)
 
 
 def _inside_sync(event) -> bool:

@@ -92,6 +92,7 @@ class YOLOv7Module(L.LightningModule):
         self.nonfinite_recent: deque[bool] = deque(maxlen=2 * self.optim.max_nonfinite)  # skipped? per recent step
         self.nonfinite_total = 0
         self._diverged: str | None = None  # why the run stops at the next epoch start (or its end)
+        self._gradients_pending = False  # a backward pass since the last optimizer step
         self.eval_result: EvalResult | None = None  # the last validation / test pass (evaluate() returns it)
         self._eval_pass: EvalPass | None = None
         self.class_maps: list[float] | None = None  # per-class mAP@.5:.95 of the last validation (image weights)
@@ -149,8 +150,9 @@ class YOLOv7Module(L.LightningModule):
             return images, targets
         shape = [max(s, math.ceil(x * f / s) * s) for x in (h, w)]
         images = F.interpolate(images, size=shape, mode="bilinear", align_corners=False)
-        scale = torch.tensor([shape[1] / w, shape[0] / h] * 2, device=targets.device)
-        return images, torch.cat((targets[:, :2], targets[:, 2:] * scale), 1)
+        fx, fy = shape[1] / w, shape[0] / h  # Python numbers: no host-to-device copy (a sync on a GPU)
+        t = targets
+        return images, torch.cat((t[:, :2], t[:, 2:3] * fx, t[:, 3:4] * fy, t[:, 4:5] * fx, t[:, 5:6] * fy), 1)
 
     def _images(self, batch: dict) -> torch.Tensor:
         """The batch's images in the network's memory format."""
@@ -202,11 +204,14 @@ class YOLOv7Module(L.LightningModule):
         if self._check_finite(loss, result.components, buffers):
             with self._backward_sync(step_follows=self.iteration % accumulate == 0):
                 self.manual_backward(loss)
+            self._gradients_pending = True
         if self.iteration % accumulate == 0:
-            if self.optim.grad_clip:
-                self.clip_gradients(opt, gradient_clip_val=self.optim.grad_clip, gradient_clip_algorithm="norm")
-            opt.step()
+            # every micro-step since the last step skipped (non-finite loss): no gradients. The step is an empty
+            # one (counted, checkpoints follow the step count) except under fp16 AMP, whose GradScaler refuses it
+            if self._gradients_pending or not self._grad_scaler():
+                opt.step()  # clipping: on_before_optimizer_step
             opt.zero_grad()
+            self._gradients_pending = False
         self.iteration += 1
         self.log_dict({f"train/{k}": v for k, v in result.components.items()}, prog_bar=False, on_step=True,
                       on_epoch=True, batch_size=images.shape[0])
@@ -214,6 +219,17 @@ class YOLOv7Module(L.LightningModule):
                        "cls": result.components["lead/cls"]}, prog_bar=True, on_step=True, batch_size=images.shape[0])
         self.log("lr", opt.optimizer.param_groups[1]["lr"], on_step=True, prog_bar=False)
         return loss.detach()
+
+    def _grad_scaler(self) -> bool:
+        """Whether the precision scales the loss (fp16 AMP's GradScaler)."""
+        plugin = self.trainer.precision_plugin if self._trainer is not None else None
+        return getattr(plugin, "scaler", None) is not None
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """``optim.grad_clip``: the gradient norm clipped here, inside the optimizer step, where fp16 AMP has
+        unscaled the gradients (in the training step they are still multiplied by the GradScaler's scale)."""
+        if self.optim.grad_clip:
+            self.clip_gradients(optimizer, gradient_clip_val=self.optim.grad_clip, gradient_clip_algorithm="norm")
 
     def _check_finite(self, loss: torch.Tensor, components: dict, buffers: list[torch.Tensor] | None = None) -> bool:
         """A non-finite loss skips the step and is counted; ``max_nonfinite`` skipped among the last

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.helpers import DEVICES
 from yolov7_lightning.eval import non_max_suppression
 
 
@@ -109,7 +110,8 @@ def test_rejects_a_bad_shape():
         non_max_suppression(torch.zeros(4, 7))
 
 
-@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+@pytest.mark.cuda
+@pytest.mark.parametrize("device", DEVICES)
 def test_runs_on_the_input_device(device):
     p = pred([50, 50, 100, 100, 0.9, 0.9, 0.0], [60, 50, 100, 100, 0.8, 0.9, 0.0]).to(device)
     (out,) = non_max_suppression(p, conf_thres=0.1, classes=[0])

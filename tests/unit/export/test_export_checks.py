@@ -241,3 +241,9 @@ def test_export_command_prints_an_empty_nms_check(tmp_path, capsys):
     assert "onnx_nms_vs_torchvision              empty: no detections on either side (not counted as passed)" in out
     assert "0 of 0 detections identical" not in out
     assert "the graph's NMS checked on" in out and "synthetic detections only" in out
+def test_a_provider_onnx_runtime_lacks_is_an_error_naming_it(tmp_path):
+    path = onnx_export.export_onnx(build_model("yolov7-tiny", num_classes=3).eval(), tmp_path / "m.onnx",
+                                   torch.rand(1, 3, 64, 64))
+    assert onnx_session(path, providers=("CPUExecutionProvider",)).get_providers() == ["CPUExecutionProvider"]
+    with pytest.raises(RuntimeError, match=r"has no NoSuchExecutionProvider \(available: .*CPUExecutionProvider"):
+        onnx_session(path, providers=("NoSuchExecutionProvider",))

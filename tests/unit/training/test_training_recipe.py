@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 import torch
@@ -133,3 +134,21 @@ def test_pretrained_weights_from_a_checkpoint(tmp_path):
     assert torch.equal(other.state_dict()["backbone.stem.0.conv.weight"], source.state_dict()["backbone.stem.0.conv.weight"])
     with pytest.raises(ValueError, match="missing.pt: file not found"):
         load_pretrained(target, tmp_path / "missing.pt")
+
+
+def test_multi_scale_resizes_images_and_boxes_without_host_tensors():
+    from yolov7_lightning.testing.sync_counter import SyncCounter
+
+    module = YOLOv7Module(
+        model={"variant": "yolov7-tiny", "num_classes": 2}, loss={}, assigner={"strategy": "lead_only"},
+        optim={"multi_scale": True}, schedule={}, image_size=128)
+    images = torch.rand(2, 3, 96, 128)
+    targets = torch.tensor([[0, 1, 40.0, 30.0, 20.0, 10.0], [1, 0, 64.0, 48.0, 32.0, 16.0]])
+    random.seed(3)
+    with SyncCounter() as counter:
+        out, scaled = module._multi_scale(images, targets)
+    h, w = out.shape[-2:]
+    assert (h, w) != (96, 128) and h % 32 == w % 32 == 0
+    fx, fy = w / 128, h / 96
+    torch.testing.assert_close(scaled, targets * torch.tensor([1, 1, fx, fy, fx, fy]))
+    assert counter.host_tensors == 0  # the scale from Python numbers: no host-to-device copy on a GPU
