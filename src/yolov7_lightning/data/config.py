@@ -53,7 +53,7 @@ class SourceConfig:
     kind: str = "shapes"
     root: Optional[str] = None
     splits: dict[str, Any] = field(default_factory=dict)
-    names: Optional[list[str]] = None
+    names: Optional[list[str]] = None  # yolo: the class names; null: class0..classN from the labels
     verify_images: bool = True
     num_train: int = 2000
     num_val: int = 200
