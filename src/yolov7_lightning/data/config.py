@@ -68,7 +68,8 @@ class SourceConfig:
 
 @dataclass
 class DataConfig:
-    """The ``data`` group: a ``YoloDataModule`` (``augment`` is passed from the ``augment`` group)."""
+    """The ``data`` group: a ``YoloDataModule`` (the commands pass ``augment`` from the ``augment`` group,
+    ``stride`` from the network and, for training, ``seed``: the run's top-level ``seed``)."""
 
     _target_: str = "yolov7_lightning.data.YoloDataModule"
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -78,11 +79,9 @@ class DataConfig:
     num_workers: int = 0
     pin_memory: bool = False
     persistent_workers: bool = False
-    seed: int = 0
     shuffle: bool = True
     cache_gb: float = 0.0
     rect_val: bool = True
-    stride: int = 32
     rect_pad: float = 0.5
     transfer_uint8: bool = False
     single_cls: bool = False  # official --single-cls: every box is class 0 ('item')

@@ -127,3 +127,13 @@ def test_commands_compose_the_presets(hydra_ctx):
     predict = OmegaConf.load(CONF / "standalone" / "predict.yaml")
     assert {k: predict[k] for k in ("conf_thres", "iou_thres", "max_det")} == {
         k: v for k, v in PREDICT.kwargs().items() if k != "multi_label"}
+
+
+def test_data_has_no_key_the_commands_override(hydra_ctx):
+    from hydra import compose
+    from hydra.errors import ConfigCompositionException
+
+    cfg = compose("train")
+    assert "seed" not in cfg.data and "stride" not in cfg.data  # the run's seed, the network's stride
+    with pytest.raises(ConfigCompositionException):
+        compose("train", overrides=["data.stride=64"])  # was silently replaced by the network's stride
