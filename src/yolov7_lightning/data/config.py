@@ -94,18 +94,18 @@ class DataToolConfig:
     """``yolov7-data``: ``action`` in shapes | yolo2coco | anchors (the ``data`` group, ``variant``,
     ``weights``, ``anchors``, ``anchor_t``, ``seed``, ``format``: the autoanchor check of a dataset)."""
 
-    action: str = "shapes"
+    action: str = "shapes"  # shapes | yolo2coco | anchors
     out: Optional[str] = None
-    source: SourceConfig = field(default_factory=SourceConfig)
-    images: Optional[str] = None
+    source: SourceConfig = field(default_factory=SourceConfig)  # action=shapes: the dataset generated
+    images: Optional[str] = None  # action=yolo2coco: the images folder
     names: Optional[list[str]] = None
     data: Any = None
-    variant: str = "yolov7-tiny"
-    weights: Optional[str] = None
-    anchors: Any = "auto"
+    variant: str = "yolov7-tiny"  # action=anchors: the model whose anchors are checked
+    weights: Optional[str] = None  # action=anchors: a checkpoint (this project's or an official .pt) whose anchors
+    anchors: Any = "auto"  # action=anchors: auto (k-means + evolution when BPR < 0.98) | keep | [[w,h, ...], ...]
     anchor_t: float = 4.0
     seed: int = 0
-    format: str = "text"
+    format: str = "text"  # text | json (one JSON object)
 
 
 def register_data_configs() -> None:
