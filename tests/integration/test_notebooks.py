@@ -28,9 +28,9 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT = 600  # seconds per cell; the quick settings need well under a minute per cell
 # The quick settings (320 images of 128 px, 4 epochs, fp32 on a 2-core Xeon without bf16, torch 2.14)
-# reach mAP@.5 0.0207; after epochs 1, 2, 3 the validation gave 0.0, 0.00009, 0.0017, the same to every
-# digit on two runs (the run is seeded). The floor keeps a 2x margin for another CPU (bf16 where it has
-# native bf16, other kernels) and still fails a quick-start that stopped learning an epoch early.
+# reach mAP@.5 0.0207 (0.020712739..., the same to every digit on two runs: the run is seeded); the
+# validations after epochs 1, 2, 3 gave 0.0, 0.00009, 0.0017. The floor keeps a 2x margin for another
+# CPU (bf16 where it has native bf16, other kernels) and still fails a quick-start that learned an epoch less.
 QUICKSTART_MAP50_FLOOR = 0.01
 # Notebook 02 (coarse_to_fine, 3 quick epochs) reaches a peak objectness of 1.0 on the busiest image
 # in both heads; an untrained yolov7-tiny peaks at 0.019-0.021 (its P5 bias prior sigmoid(log(8 /

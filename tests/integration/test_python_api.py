@@ -72,7 +72,7 @@ def test_api_returns_the_detections_of_yolov7_predict(walkthrough, tmp_path, bac
     results = det([str(p) for p in images])  # a list in, a list out
     assert isinstance(results, list) and len(results) == len(images) == len(records)
     for result, path in zip(results, images):
-        assert_same(result, records[str(path)], run / "labels" / f"{path.stem}.txt")
+        assert_same(result, records[str(path)], run / "labels" / f"{path.name}.txt")
         assert set(result.names) == {"car"}
     one = det(images[0])  # one image in, one Detections out
     assert isinstance(one, Detections) and np.array_equal(one.boxes, results[0].boxes)
@@ -135,7 +135,7 @@ def test_deploy_file_and_official_pt(walkthrough, other_files, tmp_path, kind):
     run = predict_command(tmp_path, kind, "pytorch", other_files[kind], image)
     (record,) = json.loads((run / "predictions.json").read_text())
     result = load_detector(other_files[kind], conf=CONF)(image)
-    assert_same(result, record, run / "labels" / f"{image.stem}.txt")
+    assert_same(result, record, run / "labels" / f"{image.name}.txt")
 
 
 def test_the_package_import_stays_light():

@@ -46,7 +46,10 @@ def _run_dir_override(argv: list[str]) -> str | None:
         return None
     for arg in argv:
         if arg.startswith("hydra.run.dir=") and "${" not in arg:
-            return arg.split("=", 1)[1]
+            value = arg.split("=", 1)[1]
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]  # quoted, as Lightning's DDP launcher passes it to the other ranks
+            return value
     return None
 
 
