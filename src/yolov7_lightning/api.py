@@ -47,7 +47,9 @@ def _predict_config() -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from .cli.paths import CONFIG_DIR
+    from .eval.nms import register_nms_resolver
 
+    register_nms_resolver()  # the thresholds are ${nms:predict.*}
     cfg = OmegaConf.load(Path(CONFIG_DIR) / "standalone" / "predict.yaml")
     return {k: OmegaConf.to_container(cfg[k]) if OmegaConf.is_config(cfg[k]) else cfg[k] for k in PREDICT_KEYS}
 

@@ -62,6 +62,7 @@ def register_configs() -> None:
     from .assign import Assigner, aux_head_for
     from .cli.help import register_help
     from .data.config import register_data_configs
+    from .eval.nms import register_nms_resolver
     from .loss import LossSpec
     from .models.spec import ScalingSpec
     from .training.optim import OptimSpec, ScheduleSpec
@@ -74,6 +75,7 @@ def register_configs() -> None:
     if not OmegaConf.has_resolver("aux_head_for"):
         OmegaConf.register_new_resolver("aux_head_for", aux_head_for)
     register_resolvers()  # ${cpu_precision:} (conf/trainer/cpu.yaml)
+    register_nms_resolver()  # ${nms:test.conf_thres} (conf/evaluation/, conf/export.yaml, predict.yaml)
     register_help()  # hydra/help: yolov7, every command's --help
     cs = ConfigStore.instance()
     model = ModelConfig(aux_head=AUX_HEAD_FROM_ASSIGNER, scaling=SCALING_GROUP)  # type: ignore[arg-type]

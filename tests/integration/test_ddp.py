@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO
 from tests.integration.test_train import SMALL, run_cli
 
 DDP = ["trainer=ddp_cpu", "export.enabled=false", "data.source.num_val=12", "data.val_batch_size=4"]
@@ -25,12 +26,14 @@ def launch(tmp: Path, *args: str, multirun: bool = False) -> subprocess.Complete
     """``yolov7-train`` from ``tmp`` (so a folder written anywhere unexpected shows up there)."""
     cmd = [sys.executable, "-m", "yolov7_lightning.cli.train", *(["-m"] if multirun else []),
            f"data.source.root={tmp / 'shapes'}", *SMALL, *DDP, *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp)
+    # the repository on the path of the command (and of the ranks it starts): tests.integration.ddp_count
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
-COUNTING = "trainer.strategy._target_=yolov7_lightning.training.ddp_count.AllReduceCountingDDPStrategy"
+COUNTING = "trainer.strategy._target_=tests.integration.ddp_count.AllReduceCountingDDPStrategy"
 RUN = ["schedule.epochs=2", "optim.nominal_batch=32"]  # the 2-process run; the 2-node run repeats it
 
 

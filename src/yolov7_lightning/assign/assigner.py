@@ -54,9 +54,9 @@ class Assigner:
     strategy: str = "coarse_to_fine"
     lead: HeadRule = field(default_factory=lambda: HeadRule(0.5, 20))
     aux: HeadRule = field(default_factory=lambda: HeadRule(1.0, 20))
-    iou_weight: float = 3.0
+    iou_weight: float = 3.0  # cost = cls_weight * class BCE + iou_weight * -log(IoU)
     cls_weight: float = 1.0
-    anchor_t: float = 4.0
+    anchor_t: float = 4.0  # anchor shape ratio filter
     cross_gt: bool = True
 
     def __post_init__(self):

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..atomic import atomic_write_json
 from ..data.model_classes import data_with_model_names, require_model_classes
 from ..eval import format_per_class
+from ..eval.nms import PREDICT
 from ..eval.save_txt import write_yolo_txt
 from ..training.checkpoint import load_module
 from ..training.evaluation import evaluate
@@ -50,7 +51,8 @@ def run(cfg: DictConfig) -> dict:
     print(result.summary)
     print(format_per_class(result.per_class, result.per_class_map50))
     print("Speed: {inference_ms:.1f}/{nms_ms:.1f}/{total_ms:.1f} ms inference/NMS/total per image at batch-size "
-          "{batch_size} (the official speed task's thresholds: evaluation.conf_thres=0.25 evaluation.iou_thres=0.45)".format(**scalars["speed_ms"]))
+          "{batch_size} (the official speed task's thresholds: evaluation.conf_thres={conf} evaluation.iou_thres={iou})"
+          .format(**scalars["speed_ms"], conf=PREDICT.conf_thres, iou=PREDICT.iou_thres))
     print(f"outputs: {out_dir}  (metrics.json, predictions_coco.json{extra})")
     return scalars
 

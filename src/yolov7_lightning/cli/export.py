@@ -34,7 +34,7 @@ def options_from_config(cfg: DictConfig) -> ExportOptions:
                          dynamic_size=bool(cfg.dynamic_size), opset=int(cfg.opset), nms=bool(cfg.nms),
                          conf_thres=float(cfg.conf_thres), iou_thres=float(cfg.iou_thres), max_det=int(cfg.max_det),
                          multi_label=bool(cfg.multi_label), check_batch=int(cfg.check_batch),
-                         half=bool(cfg.get("half", False)), simplify=bool(cfg.get("simplify", False)),
+                         half=bool(cfg.half), simplify=bool(cfg.simplify),
                          tolerances=_tolerances(tol, Tolerances()), tolerances_half=_tolerances(half_tol, FP16_TOLERANCES))
 
 

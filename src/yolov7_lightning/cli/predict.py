@@ -57,7 +57,7 @@ class Predictor:
         self.cfg, self.out_dir = cfg, out_dir
         self.images = ImageDetector(make_detector(cfg), img_size=cfg.img_size, conf=cfg.conf_thres,
                                     iou=cfg.iou_thres, max_det=cfg.max_det, classes=cfg.get("classes"),
-                                    agnostic=bool(cfg.get("agnostic_nms", False)))
+                                    agnostic=bool(cfg.agnostic_nms))
         self.detector, self.names = self.images.detector, self.images.names
         self.labels_written = 0  # save_txt files
 

@@ -69,7 +69,7 @@ def plain_or_value(value):
 def fit_anchors(cfg: DictConfig, module: YOLOv7Module, datamodule, resuming: bool) -> dict | None:
     """``anchors: auto | keep | [list]`` on the training boxes (official autoanchor); a resumed run
     keeps its checkpoint's anchors (restored with the weights), so nothing is computed."""
-    spec = cfg.get("anchors", "auto")
+    spec = cfg.anchors
     if resuming:
         return None
     spec = plain_or_value(spec)
@@ -116,8 +116,7 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
                           optim=specs.optim, schedule=specs.schedule, evaluation=plain(cfg.evaluation),
                           image_size=max(datamodule.img_size), batch_size=datamodule.batch_size,
                           names=list(datamodule.names), category_ids=[int(c) for c in datamodule.category_ids],
-                          channels_last=cfg.get("channels_last", True), compile=cfg.get("compile", False),
-                          freeze=plain_or_value(cfg.get("freeze")))
+                          channels_last=cfg.channels_last, compile=cfg.compile, freeze=plain_or_value(cfg.freeze))
     if weights is not None:
         load_weights(module.model, weights, allow_partial=model_cfg.weights_partial)
     module.anchor_fit = fit_anchors(cfg, module, datamodule, resuming=bool(ckpt_path))
@@ -128,7 +127,7 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
                         auto_insert_metric_name=False, enable_version_counter=False),
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False),
     ]
-    if cfg.get("save_period", 0) and cfg.save_period > 0:  # official save_period: also keep epoch_NNN.ckpt every N epochs
+    if cfg.save_period > 0:  # official save_period: also keep epoch_NNN.ckpt every N epochs
         callbacks.append(PeriodicCheckpoint(dirpath=ckpt_dir, filename="epoch_{epoch:03d}", monitor=None, save_top_k=-1,
                                             every_n_epochs=int(cfg.save_period), auto_insert_metric_name=False,
                                             enable_version_counter=False))
@@ -178,7 +177,7 @@ def final_lines(metrics: dict, out_dir: Path, exported: bool) -> list[str]:
 def run(cfg: DictConfig) -> dict:
     """:func:`train` in the Hydra run folder, claimed for the whole run (``training/run_folder.py``)."""
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    with claim(out_dir, cfg.ckpt_path, bool(cfg.get("overwrite", False))):
+    with claim(out_dir, cfg.ckpt_path, bool(cfg.overwrite)):
         return train(cfg)
 
 

@@ -53,7 +53,7 @@ class SourceConfig:
     kind: str = "shapes"
     root: Optional[str] = None
     splits: dict[str, Any] = field(default_factory=dict)
-    names: Optional[list[str]] = None
+    names: Optional[list[str]] = None  # yolo: the class names; null: class0..classN from the labels
     verify_images: bool = True
     num_train: int = 2000
     num_val: int = 200
@@ -68,7 +68,8 @@ class SourceConfig:
 
 @dataclass
 class DataConfig:
-    """The ``data`` group: a ``YoloDataModule`` (``augment`` is passed from the ``augment`` group)."""
+    """The ``data`` group: a ``YoloDataModule`` (the commands pass ``augment`` from the ``augment`` group,
+    ``stride`` from the network and, for training, ``seed``: the run's top-level ``seed``)."""
 
     _target_: str = "yolov7_lightning.data.YoloDataModule"
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -78,11 +79,9 @@ class DataConfig:
     num_workers: int = 0
     pin_memory: bool = False
     persistent_workers: bool = False
-    seed: int = 0
     shuffle: bool = True
     cache_gb: float = 0.0
     rect_val: bool = True
-    stride: int = 32
     rect_pad: float = 0.5
     transfer_uint8: bool = False
     single_cls: bool = False  # official --single-cls: every box is class 0 ('item')
@@ -95,18 +94,18 @@ class DataToolConfig:
     """``yolov7-data``: ``action`` in shapes | yolo2coco | anchors (the ``data`` group, ``variant``,
     ``weights``, ``anchors``, ``anchor_t``, ``seed``, ``format``: the autoanchor check of a dataset)."""
 
-    action: str = "shapes"
+    action: str = "shapes"  # shapes | yolo2coco | anchors
     out: Optional[str] = None
-    source: SourceConfig = field(default_factory=SourceConfig)
-    images: Optional[str] = None
+    source: SourceConfig = field(default_factory=SourceConfig)  # action=shapes: the dataset generated
+    images: Optional[str] = None  # action=yolo2coco: the images folder
     names: Optional[list[str]] = None
     data: Any = None
-    variant: str = "yolov7-tiny"
-    weights: Optional[str] = None
-    anchors: Any = "auto"
+    variant: str = "yolov7-tiny"  # action=anchors: the model whose anchors are checked
+    weights: Optional[str] = None  # action=anchors: a checkpoint (this project's or an official .pt) whose anchors
+    anchors: Any = "auto"  # action=anchors: auto (k-means + evolution when BPR < 0.98) | keep | [[w,h, ...], ...]
     anchor_t: float = 4.0
     seed: int = 0
-    format: str = "text"
+    format: str = "text"  # text | json (one JSON object)
 
 
 def register_data_configs() -> None:

@@ -6,7 +6,7 @@ Typical use (one validation pass)::
 
     evaluator = make_evaluator("pycocotools", index=dm.dataset("val").index)  # dm: a YoloDataModule, set up
     for batch in dm.val_dataloader():
-        dets = non_max_suppression(model(batch["images"]))      # official: conf 0.001, IoU 0.65
+        dets = non_max_suppression(model(batch["images"]))      # nms.TEST: the official test protocol
         evaluator.update(dets, batch["meta"])
     evaluator.gather()                                          # DDP: all ranks; no-op otherwise
     metrics = evaluator.compute()                               # map, map50, ..., per_class, summary

@@ -3,7 +3,7 @@
     detector = TorchDetector.from_checkpoint("best.ckpt")   # training checkpoint, deploy file, official .pt
     detector = TorchDetector(model)                          # a live network (the validation pictures)
     detector = OnnxDetector("model.onnx")                    # the exported graph (eval/onnx_predict.py)
-    dets = detector.detect(x, conf_thres=0.25, iou_thres=0.45, max_det=300)   # x: [B, 3, H, W] float in [0, 1]
+    dets = detector.detect(x)   # x: [B, 3, H, W] float in [0, 1]; thresholds: nms.PREDICT unless given
 
 ``detect`` is :meth:`Detector.raw` (the decoded predictions ``[B, N, 5 + nc]``) followed by
 :func:`.nms.non_max_suppression`; ``yolov7-predict`` (images, videos, streams), the validation
@@ -23,7 +23,7 @@ import torch
 from ..models.heads import HeadOutputs
 from ..models.yolo import YOLOv7
 from ..numerics import no_autocast, to_memory_format
-from .nms import non_max_suppression
+from .nms import PREDICT, non_max_suppression
 
 __all__ = ["Detector", "TorchDetector"]
 
@@ -48,8 +48,9 @@ class Detector:
         objectness and class scores) of ``images``."""
         raise NotImplementedError
 
-    def detect(self, images: torch.Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45, max_det: int = 300,
-               multi_label: bool = False, classes: list[int] | None = None,
+    def detect(self, images: torch.Tensor, conf_thres: float = PREDICT.conf_thres,
+               iou_thres: float = PREDICT.iou_thres, max_det: int = PREDICT.max_det,
+               multi_label: bool = PREDICT.multi_label, classes: list[int] | None = None,
                agnostic: bool = False) -> list[torch.Tensor]:
         """:meth:`raw` then :meth:`suppress` (``classes``: keep only these class ids; ``agnostic``:
         class-blind NMS)."""
@@ -57,11 +58,12 @@ class Detector:
                              multi_label=multi_label, classes=classes, agnostic=agnostic)
 
     @staticmethod
-    def suppress(predictions: torch.Tensor, conf_thres: float = 0.25, iou_thres: float = 0.45, max_det: int = 300,
-                 multi_label: bool = False, classes: list[int] | None = None,
+    def suppress(predictions: torch.Tensor, conf_thres: float = PREDICT.conf_thres,
+                 iou_thres: float = PREDICT.iou_thres, max_det: int = PREDICT.max_det,
+                 multi_label: bool = PREDICT.multi_label, classes: list[int] | None = None,
                  agnostic: bool = False) -> list[torch.Tensor]:
-        """Decoded predictions -> detections: :func:`.nms.non_max_suppression` (official ``detect.py``
-        defaults: conf 0.25, IoU 0.45, one label per box)."""
+        """Decoded predictions -> detections: :func:`.nms.non_max_suppression` (defaults: the
+        official ``detect.py``'s, :data:`.nms.PREDICT`)."""
         return non_max_suppression(predictions, conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det,
                                    multi_label=multi_label, classes=classes, agnostic=agnostic)
 

@@ -19,21 +19,67 @@ and load, so there is no time limit here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torchvision.ops import batched_nms
 
 from ..boxes import xywh_to_xyxy
 
-__all__ = ["non_max_suppression"]
+__all__ = ["PREDICT", "PRESETS", "TEST", "NMSSettings", "non_max_suppression", "register_nms_resolver"]
+
+
+@dataclass(frozen=True)
+class NMSSettings:
+    """The thresholds of :func:`non_max_suppression`: the one place the project's NMS numbers are
+    written (:data:`TEST`, :data:`PREDICT`); configs read them with ``${nms:<preset>.<field>}``."""
+
+    conf_thres: float
+    iou_thres: float
+    max_det: int = 300
+    multi_label: bool = False
+
+    @classmethod
+    def of(cls, obj: Any) -> NMSSettings:
+        """The settings that ``obj`` carries as attributes of the same names."""
+        return cls(**{name: getattr(obj, name) for name in cls.__dataclass_fields__})
+
+    def kwargs(self) -> dict[str, Any]:
+        """``conf_thres``, ``iou_thres``, ``max_det``, ``multi_label`` as keyword arguments."""
+        return asdict(self)
+
+
+#: the official test protocol (``test.py``: every (box, class) pair above conf 0.001, IoU 0.65, 300 per image)
+TEST = NMSSettings(conf_thres=0.001, iou_thres=0.65, max_det=300, multi_label=True)
+#: the official prediction defaults (``detect.py``: conf 0.25, IoU 0.45, the best class of each box,
+#: the NMS's own cap of 300 per image)
+PREDICT = NMSSettings(conf_thres=0.25, iou_thres=0.45, max_det=300, multi_label=False)
+PRESETS = {"test": TEST, "predict": PREDICT}
+
+
+def _preset_value(key: str) -> Any:
+    preset, _, name = key.partition(".")
+    if preset not in PRESETS or name not in NMSSettings.__dataclass_fields__:
+        raise ValueError(f"${{nms:{key}}}: expected <preset>.<field>, preset in {sorted(PRESETS)}, "
+                         f"field in {sorted(NMSSettings.__dataclass_fields__)}")
+    return getattr(PRESETS[preset], name)
+
+
+def register_nms_resolver() -> None:
+    """``${nms:predict.conf_thres}`` (``test`` | ``predict``, any :class:`NMSSettings` field) in configs."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("nms"):
+        OmegaConf.register_new_resolver("nms", _preset_value)
 
 
 def non_max_suppression(
     pred: torch.Tensor,
-    conf_thres: float = 0.001,
-    iou_thres: float = 0.65,
-    multi_label: bool = True,
-    max_det: int = 300,
+    conf_thres: float = TEST.conf_thres,
+    iou_thres: float = TEST.iou_thres,
+    multi_label: bool = TEST.multi_label,
+    max_det: int = TEST.max_det,
     max_nms: int = 30000,
     agnostic: bool = False,
     classes: Sequence[int] | None = None,

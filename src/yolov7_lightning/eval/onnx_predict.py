@@ -2,7 +2,7 @@
 the PyTorch one (:class:`~.detector.TorchDetector`: the network's eval output + ``non_max_suppression``).
 
     det = OnnxDetector("model.onnx")
-    dets = det.detect(x, conf_thres=0.25, iou_thres=0.45, max_det=300)   # x: [B, 3, H, W] float in [0, 1]
+    dets = det.detect(x)   # x: [B, 3, H, W] float in [0, 1]; thresholds: nms.PREDICT unless given
 
 Works with both graphs of ``yolov7-export``: ``predictions`` (NMS here, with torchvision, the same
 function as the PyTorch path) and ``detections`` (NMS inside the graph, thresholds fixed at export:
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .detector import Detector
+from .nms import PREDICT
 from ..errors import MissingInputError, UserError
 
 
@@ -75,8 +76,9 @@ class OnnxDetector(Detector):
             return torch.cat(outs, 0)
         return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
 
-    def detect(self, images: torch.Tensor | np.ndarray, conf_thres: float = 0.25, iou_thres: float = 0.45,
-               max_det: int = 300, multi_label: bool = False, classes: list[int] | None = None,
+    def detect(self, images: torch.Tensor | np.ndarray, conf_thres: float = PREDICT.conf_thres,
+               iou_thres: float = PREDICT.iou_thres, max_det: int = PREDICT.max_det,
+               multi_label: bool = PREDICT.multi_label, classes: list[int] | None = None,
                agnostic: bool = False) -> list[torch.Tensor]:
         """``images`` float32 ``[B, 3, H, W]`` RGB in [0, 1], letterboxed to multiples of ``stride`` ->
         ``B`` float32 tensors ``[n, 6]``: x1, y1, x2, y2 (input pixels), score, class; highest scores

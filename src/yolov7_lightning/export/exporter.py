@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from ..atomic import atomic_path, atomic_write_json
-from ..eval.nms import non_max_suppression
+from ..eval.nms import PREDICT, NMSSettings, non_max_suppression
 from .check import (
     EMPTY,
     FP16_TOLERANCES,
@@ -65,10 +65,10 @@ class ExportOptions:
     dynamic_size: bool = False
     opset: int = 17
     nms: bool = False
-    conf_thres: float = 0.25
-    iou_thres: float = 0.45
-    max_det: int = 300
-    multi_label: bool = False
+    conf_thres: float = PREDICT.conf_thres
+    iou_thres: float = PREDICT.iou_thres
+    max_det: int = PREDICT.max_det
+    multi_label: bool = PREDICT.multi_label
     check_batch: int = 2        # images in the self-check (with a fixed batch: ``batch``)
     seed: int = 0
     half: bool = False          # ONNX: the network in fp16 (float32 inputs/outputs)
@@ -79,8 +79,7 @@ class ExportOptions:
                                                            "torchscript": "model.torchscript.pt"})
 
     def nms_kwargs(self) -> dict[str, Any]:
-        return {"conf_thres": self.conf_thres, "iou_thres": self.iou_thres, "max_det": self.max_det,
-                "multi_label": self.multi_label}
+        return NMSSettings.of(self).kwargs()
 
 
 def _size(options: ExportOptions, source: ExportSource) -> tuple[int, int]:

@@ -24,6 +24,7 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from ..errors import ConfigError
+from ..eval.nms import PREDICT
 
 
 class _NonMaxSuppression(torch.autograd.Function):
@@ -69,8 +70,8 @@ def check_nms_options(conf_thres: float, iou_thres: float, max_det: int) -> None
 class Select(nn.Module):
     """The NMS stage: decoded predictions ``[B, N, 5 + nc]`` -> ``detections [K, 7]`` (module docstring)."""
 
-    def __init__(self, conf_thres: float = 0.25, iou_thres: float = 0.45, max_det: int = 300,
-                 multi_label: bool = False):
+    def __init__(self, conf_thres: float = PREDICT.conf_thres, iou_thres: float = PREDICT.iou_thres,
+                 max_det: int = PREDICT.max_det, multi_label: bool = PREDICT.multi_label):
         super().__init__()
         check_nms_options(conf_thres, iou_thres, max_det)
         self.conf_thres, self.iou_thres, self.max_det, self.multi_label = conf_thres, iou_thres, max_det, multi_label
@@ -102,8 +103,9 @@ class Select(nn.Module):
 class EndToEnd(nn.Module):
     """``model`` + NMS: images ``[B, 3, H, W]`` -> ``detections [K, 7]`` (see the module docstring)."""
 
-    def __init__(self, model: nn.Module, conf_thres: float = 0.25, iou_thres: float = 0.45, max_det: int = 300,
-                 multi_label: bool = False):
+    def __init__(self, model: nn.Module, conf_thres: float = PREDICT.conf_thres,
+                 iou_thres: float = PREDICT.iou_thres, max_det: int = PREDICT.max_det,
+                 multi_label: bool = PREDICT.multi_label):
         super().__init__()
         self.model = model
         self.nms = Select(conf_thres, iou_thres, max_det, multi_label)

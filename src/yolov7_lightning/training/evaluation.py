@@ -23,6 +23,7 @@ import torch
 
 from ..data.collate import ImageMeta
 from ..eval import DetectionEvaluator, make_evaluator
+from ..eval.nms import TEST, NMSSettings
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -48,10 +49,10 @@ class EvalSettings:
     (official ``--augment``: test-time augmentation, ``yolov7-eval tta=true``)."""
 
     backend: str = "pycocotools"
-    conf_thres: float = 0.001
-    iou_thres: float = 0.65
-    max_det: int = 300
-    multi_label: bool = True
+    conf_thres: float = TEST.conf_thres
+    iou_thres: float = TEST.iou_thres
+    max_det: int = TEST.max_det
+    multi_label: bool = TEST.multi_label
     augment: bool = False
 
     @classmethod
@@ -73,8 +74,7 @@ class EvalSettings:
         return dataclasses.replace(self, **given)
 
     def nms_kwargs(self) -> dict[str, Any]:
-        return {"conf_thres": self.conf_thres, "iou_thres": self.iou_thres, "max_det": self.max_det,
-                "multi_label": self.multi_label}
+        return NMSSettings.of(self).kwargs()
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ class ScheduleSpec:
     """The ``schedule`` group: epochs and the LR schedule (:class:`LRLambda`) with its warm-up (:class:`WarmUp`),
     and an optional time budget (``minutes``) the epochs are fitted to."""
 
-    kind: str = "cosine"
+    kind: str = "cosine"  # cosine (one-cycle) | linear
     lrf: float = 0.1
     epochs: int = 300
     warmup_epochs: float = 3.0

@@ -17,6 +17,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from ...export import ExportOptions, Tolerances, export, load_source, save_deploy, source_from_model
+from ...eval.nms import PREDICT
 from ...export.check import empty_checks
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,9 @@ class DeployExport(Callback):
 
     def __init__(self, formats: tuple[str, ...] | list[str] = ("deploy", "onnx"), nms: bool = False,
                  dynamic_batch: bool = True, opset: int = 17, on_best: bool = False, strict: bool = True,
-                 dirpath: str | None = None, image_size: int | None = None, conf_thres: float = 0.25,
-                 iou_thres: float = 0.45, max_det: int = 300, box_px_tol: float = Tolerances.box_px,
+                 dirpath: str | None = None, image_size: int | None = None,
+                 conf_thres: float = PREDICT.conf_thres, iou_thres: float = PREDICT.iou_thres,
+                 max_det: int = PREDICT.max_det, box_px_tol: float = Tolerances.box_px,
                  score_tol: float = Tolerances.score, box_rel_tol: float = Tolerances.box_rel):
         self.options = ExportOptions(formats=tuple(formats), nms=nms, dynamic_batch=dynamic_batch, opset=opset,
                                      conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det,

@@ -33,6 +33,7 @@ from ...errors import ConfigError
 from ...boxes import xywh_to_xyxy
 from ...eval.detector import TorchDetector
 from ...eval.draw import draw_detections
+from ...eval.nms import PREDICT
 from ..evaluation import EvalResult
 
 log = logging.getLogger(__name__)
@@ -121,12 +122,12 @@ class ValidationVisuals(L.Callback):
     Args:
         every_n_epochs: how often (in epochs; validation must run that epoch).
         num_images: images taken from the first validation batch (fewer if the batch is smaller).
-        conf_thres, iou_thres, max_det: NMS of the drawn predictions (a display threshold, not the
-            evaluation protocol's 0.001).
+        conf_thres, iou_thres, max_det: NMS of the drawn predictions (default: the prediction
+            preset, :data:`~yolov7_lightning.eval.nms.PREDICT`, not the test protocol's conf 0.001).
     """
 
-    def __init__(self, every_n_epochs: int = 5, num_images: int = 4, conf_thres: float = 0.25,
-                 iou_thres: float = 0.45, max_det: int = 100):
+    def __init__(self, every_n_epochs: int = 5, num_images: int = 4, conf_thres: float = PREDICT.conf_thres,
+                 iou_thres: float = PREDICT.iou_thres, max_det: int = PREDICT.max_det):
         if every_n_epochs < 1 or num_images < 1:
             raise ConfigError(f"every_n_epochs and num_images must be >= 1, got {every_n_epochs}, {num_images}")
         self.every_n_epochs, self.num_images = int(every_n_epochs), int(num_images)

@@ -1,6 +1,8 @@
 """Counting DDP's gradient all-reduces: a check that gradient-accumulation micro-steps do not communicate.
 
-    yolov7-train trainer=ddp_cpu trainer.strategy._target_=yolov7_lightning.training.ddp_count.AllReduceCountingDDPStrategy
+    yolov7-train trainer=ddp_cpu trainer.strategy._target_=tests.integration.ddp_count.AllReduceCountingDDPStrategy
+
+(with the repository on ``PYTHONPATH``, as ``test_ddp.py`` starts it)
 
 :class:`AllReduceCountingDDPStrategy` is :class:`HydraDDPStrategy` with a DDP communication hook
 that is the default all-reduce, counted (one round = every gradient bucket reduced once, i.e. one
@@ -15,8 +17,8 @@ from pathlib import Path
 
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
-from ..atomic import atomic_write_json
-from .ddp import HydraDDPStrategy
+from yolov7_lightning.atomic import atomic_write_json
+from yolov7_lightning.training.ddp import HydraDDPStrategy
 
 
 class AllReduceCountingDDPStrategy(HydraDDPStrategy):
