@@ -58,6 +58,17 @@ def test_metrics_and_checkpoints(straight):
     assert report["checks"]["onnx_vs_pytorch"]["boxes_vs_tolerance"] <= 1
 
 
+def test_time_breakdown_adds_up_to_the_fit(straight):
+    _, out = straight
+    metrics = json.loads((out / "metrics.json").read_text())
+    t = metrics["time"]
+    parts = [t[f"{p}_s"] for p in ("data", "forward", "loss", "backward", "step", "validation", "other")]
+    assert min(parts) >= 0 and t["forward_s"] > 0 and t["backward_s"] > 0 and t["validation_s"] > 0
+    assert abs(sum(parts) - t["total_s"]) <= 0.05
+    # the fit's own clock (train_seconds) brackets the callback's (on_fit_start .. on_fit_end)
+    assert 0.5 * metrics["train_seconds"] <= t["total_s"] <= metrics["train_seconds"] + 0.1
+
+
 def test_precision_and_channels_last_leave_checkpoints_as_before(straight):
     _, out = straight
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""

@@ -34,6 +34,7 @@ from ..specs import to_spec
 from ..training.budget import TimeBudget
 from ..training.callbacks import DeployExport, LogRunInfo, ValidationVisuals, YOLOv7EMA
 from ..training.callbacks.records import EpochRecords
+from ..training.callbacks.timing import TimeBreakdown
 from ..training.checkpoint_io import AtomicCheckpointIO
 from ..training.cluster import link_submitit_logs, resolve_ckpt_path
 from ..training.ddp import ReplicaConsistency, end_job
@@ -132,6 +133,8 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
                                             every_n_epochs=int(cfg.save_period), auto_insert_metric_name=False,
                                             enable_version_counter=False))
     callbacks.append(EpochRecords(callbacks[0], str(ckpt_dir / "last.ckpt")))  # best and last, for metrics.json
+    if cfg.time_breakdown is True or (cfg.time_breakdown == "auto" and cfg.trainer.get("accelerator") == "cpu"):
+        callbacks.append(TimeBreakdown())  # metrics.json: time (data, forward, loss, backward, step, validation)
     callbacks.append(StopSignal())  # SIGTERM / SIGINT: a non-zero status and how to resume (run())
     callbacks.append(ReplicaConsistency(ckpt_dir))  # DDP only; before the EMA, which swaps its weights in at the end
     if cfg.ema:
@@ -213,6 +216,7 @@ def train(cfg: DictConfig) -> dict:
         "autoanchor": getattr(module, "anchor_fit", None),
         "finished": True, "max_epochs": trainer.max_epochs,  # what a resumed run compares (run_folder.finished_run)
         "cpu_precision": getattr(module, "precision_choice", None),  # CPU runs: the precision and why
+        "time": next((c.record() for c in trainer.callbacks if isinstance(c, TimeBreakdown)), None),
     }
     if cfg.test_after_fit:
         metrics["test"] = evaluate(trainer, module, datamodule, "test", verbose=True).floats()
