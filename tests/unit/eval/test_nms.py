@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchvision
 
 from tests.helpers import DEVICES
+from yolov7_lightning.eval import nms as nms_module
 from yolov7_lightning.eval import non_max_suppression
 
 
@@ -125,3 +127,42 @@ def test_negative_coordinates_do_not_mix_classes():
     (out,) = non_max_suppression(p, conf_thres=0.1, multi_label=False)
     assert out[:, 5].tolist() == [0.0, 1.0, 0.0]
     torch.testing.assert_close(out[1, :4], torch.tensor([-111.0, -111.0, -61.0, -61.0]))
+
+
+@pytest.mark.parametrize("seed, n, nc, spread", [
+    (0, 20000, 5, 600.0),   # an untrained model's spread of boxes: the first prefix keeps max_det
+    (1, 30000, 1, 40.0),    # boxes piled on a few spots: most are suppressed, the prefix grows
+    (2, 6000, 80, 300.0),   # many classes
+    (3, 1500, 3, 15.0),     # few candidates, heavy suppression: the prefix reaches all of them
+])
+def test_many_candidates_keep_what_torchvision_nms_of_all_keeps(seed, n, nc, spread):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.rand(n, 2, generator=g) * spread
+    sizes = 4 + torch.rand(n, 2, generator=g) * 40
+    boxes = torch.cat((centres - sizes / 2, centres + sizes / 2), 1)
+    scores = torch.rand(n, generator=g)
+    classes = torch.randint(0, nc, (n,), generator=g)
+    for max_det in (300, 100):
+        expected = torchvision.ops.boxes._batched_nms_vanilla(boxes, scores, classes, 0.65)[:max_det]
+        got = nms_module._top_kept(boxes, scores, classes, 0.65, max_det)
+        assert torch.equal(got, expected)
+
+
+def test_many_candidates_through_the_protocol_match_batched_nms():
+    g = torch.Generator().manual_seed(7)
+    pred = torch.rand(1, 25000, 5 + 5, generator=g)
+    pred[..., :2] *= 640
+    pred[..., 2:4] = 8 + pred[..., 2:4] * 60
+    (det,) = non_max_suppression(pred, conf_thres=0.001, iou_thres=0.65, multi_label=True, max_det=300)
+    # the reference: the same candidates, one torchvision batched NMS over all of them
+    x = pred[0]
+    boxes = torch.cat((x[:, :2] - x[:, 2:4] / 2, x[:, :2] + x[:, 2:4] / 2), 1)
+    scores = x[:, 5:] * x[:, 4:5]
+    i, j = (scores > 0.001).nonzero(as_tuple=True)
+    cand_scores = scores[i, j]
+    top = cand_scores.topk(min(30000, len(cand_scores))).indices
+    b, s, c = boxes[i][top], cand_scores[top], j[top]
+    b = b - b.min().clamp(max=0)
+    keep = torchvision.ops.batched_nms(b, s, c, 0.65)[:300]
+    assert len(det) == 300
+    assert torch.equal(det[:, 4], s[keep]) and torch.equal(det[:, 5], c[keep].float())
