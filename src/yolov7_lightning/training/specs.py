@@ -39,5 +39,5 @@ def module_specs(model: Any, loss: Any, assigner: Any, optim: Any, schedule: Any
     aux_head = arch.has_aux_head(model.aux_head)
     assigner = to_spec(Assigner, groups["assigner"], "assigner")
     check_heads(assigner.strategy, aux_head, arch.name)  # the config says what runs, before any work
-    return ModuleSpecs(model, to_spec(LossSpec, groups["loss"], "loss"), assigner,
-                       to_spec(OptimSpec, groups["optim"], "optim"), to_spec(ScheduleSpec, groups["schedule"], "schedule"))
+    loss, optim = to_spec(LossSpec, groups["loss"], "loss"), to_spec(OptimSpec, groups["optim"], "optim")
+    return ModuleSpecs(model, loss, assigner, optim, to_spec(ScheduleSpec, groups["schedule"], "schedule"))
