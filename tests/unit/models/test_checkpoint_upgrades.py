@@ -13,14 +13,15 @@ from tests.helpers import run_cli
 from tests.unit.config.test_specs import SCALING, old_hparams
 from yolov7_lightning.assign import Assigner, HeadRule
 from yolov7_lightning.cli import export as export_cli
-from yolov7_lightning.errors import CheckpointError, UserError
+from yolov7_lightning.errors import CheckpointError, ConfigError, UserError
 from yolov7_lightning.eval.detector import TorchDetector
 from yolov7_lightning.export.deploy import DEPLOY_FORMAT, load_deploy, load_source, save_deploy, source_from_model
 from yolov7_lightning.models import ModelSpec
-from yolov7_lightning.models.checkpoint_reader import read_checkpoint
+from yolov7_lightning.models.checkpoint_reader import read_checkpoint, recorded_spec
 from yolov7_lightning.models.checkpoint_upgrades import FORMAT, FORMAT_KEY, upgrade, upgrade_hparams
 from yolov7_lightning.models.fuse import to_deploy
 from yolov7_lightning.training.checkpoint import load_module
+from yolov7_lightning.specs import to_spec
 from yolov7_lightning.training.module import YOLOv7Module
 
 X = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
@@ -181,4 +182,20 @@ def test_a_newer_format_is_one_line_naming_the_file(current, tmp_path):
     assert (code, err.strip()) == (1, f"error: {e.value}")
     torch.save({"format": DEPLOY_FORMAT, FORMAT_KEY: "1"}, path)
     with pytest.raises(CheckpointError, match=r"newer.ckpt: 'yolov7_format' is '1', not a format number"):
+        read_checkpoint(path)
+
+
+def test_only_the_upgrades_drop_keys(tmp_path):
+    """The keys of older files are dropped by name; any other key that is not a spec field is an error
+    naming it, in a file's spec as in a config (the spec of a file used to drop it silently)."""
+    assert recorded_spec({"_target_": "x", "variant": "yolov7-tiny", "weights": "a.pt", "aux_head": None}) == {
+        "variant": "yolov7-tiny"}
+    with pytest.raises(ConfigError, match=r"unknown key 'model.scaling.wdth'; valid keys of model.scaling: mode"):
+        recorded_spec({"variant": "yolov7-tiny", "scaling": {"mode": "width", "wdth": 2.0}})
+    with pytest.raises(ConfigError, match=r"unknown key 'model._target_'"):
+        to_spec(ModelSpec, {"_target_": "x", "variant": "yolov7-tiny"}, "model")
+    path = tmp_path / "typo.ckpt"
+    torch.save({"hyper_parameters": {"model": {"variant": "yolov7-tiny", "num_clases": 2}},
+                "state_dict": {"model.w": torch.ones(1)}}, path)
+    with pytest.raises(CheckpointError, match=r"typo.ckpt: unknown key 'model.num_clases'"):
         read_checkpoint(path)
