@@ -2,8 +2,8 @@
 every reader of a run takes (``yolov7-report``, the search objective, the W&B summary).
 
 ``metrics.json`` records the best epoch (the one ``checkpoints/best.ckpt`` holds) as ``best`` and the
-last validated epoch as ``last`` (:func:`~.callbacks.records.epoch_record`: ``epoch``, the evaluation's
-numbers, ``fitness``, ``checkpoint``). Its top-level numbers (``map``, ``map50``, ``fitness``, ...) are those of
+last validated epoch as ``last`` (:func:`epoch_record`: ``epoch``, the evaluation's numbers, ``fitness``,
+``checkpoint``). Its top-level numbers (``map``, ``map50``, ``fitness``, ...) are those of
 :data:`REPORTED`, named by its ``top_level`` key; every reader takes a run's result through
 :func:`reported`, so they all agree with the file.
 """
@@ -11,9 +11,9 @@ numbers, ``fitness``, ``checkpoint``). Its top-level numbers (``map``, ``map50``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["REPORTED", "budget_line", "final_line", "objective", "publish_summary", "reported",
+__all__ = ["REPORTED", "budget_line", "epoch_record", "final_line", "objective", "publish_summary", "reported",
            "result_metrics", "run_metrics", "wandb_summary"]
 
 # The epoch whose numbers are a run's result: the last one (its weights are the exported deploy.pt /
@@ -24,6 +24,15 @@ EPOCHS = ("best", "last")
 # the top-level keys of metrics.json that come from the reported epoch, and their name in its record
 TOP_LEVEL = {"map": "map", "map50": "map50", "fitness": "fitness", "val_images": "num_images",
              "val_detections": "num_detections"}
+
+
+def epoch_record(epoch: int, scalars: Mapping[str, Any], checkpoint: str | None,
+                 per_class: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """One validated epoch: ``epoch`` (0-based, as the checkpoint's ``epoch``), every number of the
+    evaluation (the 12 COCO numbers, ``num_images``, ``num_detections``, ``fitness``), the
+    ``checkpoint`` holding its weights and the per-class mAP@.5:.95."""
+    return {"epoch": int(epoch), **{k: v for k, v in scalars.items()}, "checkpoint": checkpoint,
+            "per_class": dict(per_class or {})}
 
 
 def reported(metrics: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -94,14 +103,23 @@ def wandb_summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@runtime_checkable
+class RecordKeeper(Protocol):
+    """What :func:`run_metrics` reads of :class:`~.callbacks.records.EpochRecords` (which builds its
+    records with :func:`epoch_record`: this module does not import it back)."""
+
+    last_path: str
+
+    def records(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]: ...
+
+
 def run_metrics(trainer) -> dict[str, Any]:
     """``metrics.json``'s keys that come from a fitted ``trainer``: :func:`result_metrics` of its
     :class:`~.callbacks.records.EpochRecords`, ``epochs`` (run) and, with a time budget, ``budget``
     (:meth:`~.budget.TimeBudget.summary`)."""
     from .budget import TimeBudget
-    from .callbacks.records import EpochRecords
 
-    records = next((c for c in trainer.callbacks if isinstance(c, EpochRecords)), None)
+    records = next((c for c in trainer.callbacks if isinstance(c, RecordKeeper)), None)
     best, last = records.records() if records is not None else (None, None)
     out = {**result_metrics(best, last), "epochs": trainer.current_epoch}
     if records is not None:  # written after every epoch, validated or not

@@ -14,7 +14,7 @@ from yolov7_lightning.cli.paths import CONFIG_DIR
 from yolov7_lightning.config import register_configs
 from yolov7_lightning.loss import LossSpec, YOLOv7Loss
 from yolov7_lightning.models import build_model
-from yolov7_lightning.models.checkpoint_upgrades import upgrade_assigner
+from yolov7_lightning.models.checkpoint_upgrades import upgrade_assigner as upgrade_legacy_config
 from yolov7_lightning.specs import to_spec
 
 
@@ -81,5 +81,5 @@ def test_model_and_assigner_must_agree():
 def test_legacy_checkpoint_config_records_what_ran():
     """Before lead_only was a strategy, a model without aux head ran lead-only OTA with the lead_only rule."""
     old = {"strategy": "coarse_to_fine", "lead": {"offset": 0.5, "topk": 20}, "lead_only": {"offset": 0.5, "topk": 10}}
-    assert upgrade_assigner(old, aux_head=False) == {"strategy": "lead_only", "lead": {"offset": 0.5, "topk": 10}}
-    assert upgrade_assigner(old, aux_head=True)["strategy"] == "coarse_to_fine"
+    assert upgrade_legacy_config(old, aux_head=False) == {"strategy": "lead_only", "lead": {"offset": 0.5, "topk": 10}}
+    assert upgrade_legacy_config(old, aux_head=True)["strategy"] == "coarse_to_fine"

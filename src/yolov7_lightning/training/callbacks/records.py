@@ -1,6 +1,5 @@
 """The records of the epochs a run keeps: the best (the one the best-checkpoint callback holds) and the
-last validated, each with every number of its validation (:func:`epoch_record`), which ``metrics.json``
-holds (``training/run_summary.py``).
+last validated, each with every number of its validation (:func:`~..run_summary.epoch_record`).
 
 Runs before the ModelCheckpoint callbacks (Lightning puts them last): at a validation end it records the
 epoch as ``last``; when the best checkpoint's score changes (its callback updates it just before it
@@ -11,22 +10,14 @@ are saved in every checkpoint, so a resumed run keeps its best.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from ..run_summary import epoch_record
+
 log = logging.getLogger(__name__)
-
-
-def epoch_record(epoch: int, scalars: Mapping[str, Any], checkpoint: str | None,
-                 per_class: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """One validated epoch: ``epoch`` (0-based, as the checkpoint's ``epoch``), every number of the
-    evaluation (the 12 COCO numbers, ``num_images``, ``num_detections``, ``fitness``), the
-    ``checkpoint`` holding its weights and the per-class mAP@.5:.95."""
-    return {"epoch": int(epoch), **{k: v for k, v in scalars.items()}, "checkpoint": checkpoint,
-            "per_class": dict(per_class or {})}
 
 
 class EpochRecords(Callback):
