@@ -17,3 +17,7 @@ class ConfigError(UserError):
 
 class MissingInputError(UserError, FileNotFoundError):
     """An input the user named (a source, a model file, a folder) does not exist; names it."""
+
+
+class CheckpointError(UserError):
+    """A file that cannot be used as asked: one line naming the file and what is wrong with it."""

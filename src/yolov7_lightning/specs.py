@@ -17,17 +17,11 @@ from .errors import ConfigError
 T = TypeVar("T")
 
 
-def hydra_key(key: Any) -> bool:
-    """``_target_``, ``_partial_``, ...: Hydra's instantiation keys, which the configs of checkpoints
-    written before the specs carry; they say nothing the spec does not."""
-    return isinstance(key, str) and len(key) > 2 and key.startswith("_") and key.endswith("_")
-
-
 def to_spec(cls: type[T], value: Any, group: str) -> T:
     """``value`` as a ``cls`` (a dataclass): an instance is returned as it is; a mapping (a dict or an
-    OmegaConf node, resolved) gives ``cls(**value)`` with nested dataclass fields converted too and
-    Hydra's ``_target_``-style keys ignored. A key ``cls`` does not have is an error naming it
-    (``group.key``) and the valid keys."""
+    OmegaConf node, resolved) gives ``cls(**value)`` with nested dataclass fields converted too. A key
+    ``cls`` does not have is an error naming it (``group.key``) and the valid keys (the keys of older
+    checkpoints are upgraded before: ``models/checkpoint_upgrades.py``)."""
     if isinstance(value, cls):
         return value
     if type(value).__module__.startswith("omegaconf"):
@@ -40,8 +34,6 @@ def to_spec(cls: type[T], value: Any, group: str) -> T:
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, item in value.items():
-        if hydra_key(key):
-            continue
         if key not in names:
             raise ConfigError(f"unknown key '{group}.{key}'; valid keys of {group}: {', '.join(names)}")
         if dataclasses.is_dataclass(hints[key]) and isinstance(item, Mapping):

@@ -1,6 +1,6 @@
 """Label assignment: candidate cells, batched SimOTA and the assigner strategies."""
 
-from .assigner import Assigner, AssignResult, HeadAssignment, HeadRule, upgrade_legacy_config
+from .assigner import Assigner, AssignResult, HeadAssignment, HeadRule
 from .candidates import Candidates, find_candidates
 from .simota import Assignment, simota
 from .strategies import STRATEGIES, Strategy, aux_head_for, check_heads, get_strategy
@@ -22,5 +22,4 @@ __all__ = [
            "get_strategy",
            "pad_targets",
            "simota",
-           "upgrade_legacy_config",
 ]

@@ -117,15 +117,3 @@ class Assigner:
             aux = label(outputs.lead, padded, self.aux)
         return AssignResult(padded, lead, aux)
 
-
-def upgrade_legacy_config(cfg: dict, aux_head: bool) -> dict:
-    """Checkpoints written before ``lead_only`` was a strategy carry a ``lead_only`` rule and an aux
-    strategy even for models without an aux head; what ran there was lead-only OTA with that rule
-    (``plain`` without aux head: the plain assignment with the offset of that rule)."""
-    cfg = dict(cfg)
-    legacy = cfg.pop("lead_only", None)
-    if legacy is not None and not aux_head:
-        if cfg.get("strategy") != "plain":
-            cfg["strategy"] = "lead_only"
-        cfg["lead"] = legacy
-    return cfg

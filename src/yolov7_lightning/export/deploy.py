@@ -2,7 +2,7 @@
 
 A deploy checkpoint is a ``torch.save`` of a plain dict (loadable with ``weights_only=True``)::
 
-    {"format": "yolov7-lightning-deploy", "version": 1,
+    {"format": "yolov7-lightning-deploy", "yolov7_format": 1, "version": 1,
      "model": {ModelSpec fields: variant, num_classes, aux_head, repconv, eelan_form, aux_tap, elan_repconv,
                scaling},
      "names": [class names], "image_size": int, "state_dict": {fused tensors}}
@@ -10,7 +10,9 @@ A deploy checkpoint is a ``torch.save`` of a plain dict (loadable with ``weights
 :func:`load_deploy` rebuilds the network from that :class:`~yolov7_lightning.models.ModelSpec`
 (``build_model``; fields left out take the spec's defaults), turns it into the deploy form
 (:func:`~yolov7_lightning.models.fuse.to_deploy`, which fixes the module structure) and loads the
-fused tensors strictly.
+fused tensors strictly. ``yolov7_format`` is the format number of the files this project writes
+(``models/checkpoint_upgrades.py``, which upgrades older files); ``version`` repeats it for the readers
+written before that number.
 """
 
 from __future__ import annotations
@@ -25,17 +27,17 @@ from ..atomic import atomic_torch_save
 from ..models import YOLOv7
 from ..models.checkpoint_reader import (
     DEPLOY_FORMAT,
-    DEPLOY_VERSION,
     build_from,
     default_names,
     default_size,
-    model_spec,
     read_checkpoint,
+    recorded_spec,
 )
+from ..models.checkpoint_upgrades import FORMAT, FORMAT_KEY
 from ..models.fuse import to_deploy
 
-__all__ = ["DEPLOY_FORMAT", "DEPLOY_VERSION", "ExportSource", "default_names", "load_deploy",
-           "load_source", "model_spec", "save_deploy", "source_from_model"]
+__all__ = ["DEPLOY_FORMAT", "ExportSource", "default_names", "load_deploy", "load_source", "recorded_spec",
+           "save_deploy", "source_from_model"]
 
 
 @dataclass
@@ -65,7 +67,7 @@ def save_deploy(source: ExportSource, path: str | Path, deploy: YOLOv7 | None = 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in deploy.state_dict().items()}
-    payload = {"format": DEPLOY_FORMAT, "version": DEPLOY_VERSION, "model": dict(source.spec),
+    payload = {"format": DEPLOY_FORMAT, FORMAT_KEY: FORMAT, "version": FORMAT, "model": dict(source.spec),
                "names": list(source.names), "image_size": int(source.image_size), "state_dict": state}
     return atomic_torch_save(payload, path)
 
@@ -88,6 +90,6 @@ def source_from_model(model: YOLOv7, spec: Mapping[str, Any] | None = None, name
                       image_size: int | None = None) -> ExportSource:
     """An :class:`ExportSource` from a live network (a CPU copy in eval mode; ``model`` is untouched)."""
     copy_ = copy.deepcopy(model).cpu().eval()
-    spec = model_spec(spec) if spec is not None else {"variant": model.arch.name, "num_classes": model.num_classes}
+    spec = recorded_spec(spec) if spec is not None else {"variant": model.arch.name, "num_classes": model.num_classes}
     return ExportSource(copy_, spec, list(names or default_names(model.num_classes)),
                         int(image_size or default_size(model)), "deploy" if model.deploy else "training")

@@ -1,8 +1,12 @@
 """The one checkpoint reader behind every entry point (``ckpt_path``, ``model.weights``, eval,
-predict, export). Lightning-free: it returns the spec, names, image size and tensors of a file.
+predict, export), and the one way weights are loaded into a model. Lightning-free.
 
-:func:`read_checkpoint` identifies the file and refuses anything else with a one-line
-:class:`CheckpointError` naming the file and what is wrong with it:
+The stack, bottom up (no module imports one above it): :mod:`.safe_unpickle` (``weights_only``
+unpickling, official classes as inert stand-ins), :mod:`.official_weights` (the official ``.pt``
+format), :mod:`.checkpoint_upgrades` (every upgrade of an older file, by format number), this module.
+
+:func:`read_checkpoint` reads any supported file into one :class:`CheckpointFile` and refuses
+anything else with a one-line :class:`CheckpointError` naming the file and what is wrong with it:
 
 ============== =====================================================================================
 kind           what the file is
@@ -17,11 +21,14 @@ kind           what the file is
 ============== =====================================================================================
 
 A zip checkpoint's records are checked against their CRC-32 first (:func:`verify_archive`): a
-damaged file is refused, naming the record. Every file is read with ``torch.load(weights_only=True)`` (the official class names allow-listed as
-inert stand-ins): a pickle that would run code is refused for safety, never loaded.
-:func:`load_weights` copies a file's tensors into a model and returns the loaded / shape-mismatched /
-missing / unexpected counts; a load that covers less than :data:`MIN_LOADED` of the model's values
-is an error unless ``allow_partial``.
+damaged file is refused, naming the record. Every file is read with ``torch.load(weights_only=True)``
+(the official class names allow-listed as inert stand-ins): a pickle that would run code is refused
+for safety, never loaded. A training checkpoint or deploy file of an older format is upgraded
+(:func:`~.checkpoint_upgrades.upgrade`). :func:`load_weights` copies a file's tensors into a model
+and returns a :class:`LoadReport` (loaded / shape-mismatched / missing / unexpected, implicit values
+reset); a load that covers less than :data:`MIN_LOADED` of the model's values is an error unless
+``allow_partial``. :func:`load_official_weights` is the strict load of an official file (every tensor
+of its config, or an error naming both variants).
 """
 
 from __future__ import annotations
@@ -29,54 +36,58 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import pickle
 import re
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import UserError
+from ..errors import CheckpointError
 from ..specs import to_spec
+from .checkpoint_upgrades import FORMAT_KEY, format_of, upgrade, upgrade_model
 from .factory import build_model
-from .spec import ModelSpec, ScalingSpec
+from .fuse import to_deploy
+from .official_keys import key_map
+from .official_weights import (
+    OfficialCheckpoint,
+    explain_mismatch,
+    identify_variant,
+    official_from_stand_ins,
+    official_from_state,
+    our_state,
+    read_official_checkpoint,
+    reset_implicit,
+)
+from .safe_unpickle import UnsafeCheckpointError, load_restricted, unreadable_reason
+from .spec import ModelSpec
 from .yolo import YOLOv7
+
+__all__ = ["CheckpointError", "CheckpointFile", "DEPLOY_FORMAT", "KINDS", "LoadReport", "MIN_LOADED", "build_from",
+           "classify", "default_names", "default_size", "load_official_weights", "load_weights", "read_checkpoint",
+           "read_object", "recorded_spec", "verify_archive"]
 
 log = logging.getLogger(__name__)
 
 DEPLOY_FORMAT = "yolov7-lightning-deploy"
-DEPLOY_VERSION = 1
 KINDS = ("training", "deploy", "official", "state_dict")
 DESCRIBE = {"training": "training checkpoint", "deploy": "deploy file", "official": "official YOLOv7 checkpoint",
             "state_dict": "plain state dict"}
 MIN_LOADED = 0.5  # share of the model's values a load must cover unless a partial load is intended
-BUILD_KEYS = tuple(f.name for f in fields(ModelSpec))  # what a file records of its network
-SCALING_KEYS = tuple(f.name for f in fields(ScalingSpec))
 _OFFICIAL_KEY = re.compile(r"^model\.\d+\.")
 
 
-class CheckpointError(UserError):
-    """A file that cannot be used as asked: one line naming the file and what is wrong with it."""
-
-
-def model_spec(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+def recorded_spec(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The :class:`ModelSpec` fields of a ``model`` config or hyper-parameters as a plain dict, the
-    way files record them: the fields given (one unset or None takes the spec's default); other keys
-    (``_target_``, ``weights``) are dropped."""
-    try:
-        from omegaconf import DictConfig, OmegaConf
-        if isinstance(model_cfg, DictConfig):
-            model_cfg = OmegaConf.to_container(model_cfg, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    spec = {k: copy.deepcopy(model_cfg[k]) for k in BUILD_KEYS if k in model_cfg and model_cfg[k] is not None}
-    if "scaling" in spec:
-        spec["scaling"] = {k: v for k, v in dict(spec["scaling"]).items() if k in SCALING_KEYS}
+    way files record them: the fields given (one unset or None takes the spec's default), without the
+    keys of older files (:func:`~.checkpoint_upgrades.upgrade_model`: ``_target_``, ``weights``). Any
+    other key that is not a field is an error naming it (:func:`~yolov7_lightning.specs.to_spec`)."""
+    spec = {k: copy.deepcopy(v) for k, v in upgrade_model(model_cfg).items() if v is not None}
     if "variant" not in spec:
         raise ValueError(f"model config has no 'variant': {dict(model_cfg)}")
+    to_spec(ModelSpec, spec, "model")
     return spec
 
 
@@ -92,8 +103,9 @@ def default_size(model: YOLOv7) -> int:
 class CheckpointFile:
     """What :func:`read_checkpoint` found. ``state``: tensors under this project's keys (``training``:
     the EMA ``state_dict`` without the ``model.`` prefix; ``deploy``: the fused form; ``official``:
-    empty, see ``official``). ``spec``: the :class:`ModelSpec` fields it records (:func:`model_spec`;
-    None for a plain state dict; for an official file the identified variant, or None). ``raw``: the whole object that was read."""
+    empty, see ``official``). ``spec``: the :class:`ModelSpec` fields it records (:func:`recorded_spec`;
+    None for a plain state dict; for an official file the identified variant, or None). ``raw``: the
+    whole object that was read (a training checkpoint or deploy file: upgraded to the current format)."""
 
     path: str
     kind: str
@@ -102,7 +114,7 @@ class CheckpointFile:
     names: list[str] | None = None
     image_size: int | None = None
     hparams: dict[str, Any] | None = None
-    official: Any = None  # OfficialCheckpoint
+    official: OfficialCheckpoint | None = None
     raw: Any = None
 
     @property
@@ -111,24 +123,6 @@ class CheckpointFile:
 
 
 # ---- reading --------------------------------------------------------------------------------------
-def unreadable_reason(e: BaseException) -> str:
-    """A short reason for an unreadable file, without PyTorch's advice to retry unsafely."""
-    text = str(e)
-    if isinstance(e, EOFError) or "Ran out of input" in text or "EOF" in text:
-        return "truncated (the data ends early)"
-    if "PytorchStreamReader" in text or isinstance(e, zipfile.BadZipFile):
-        return "truncated or corrupt (not a complete PyTorch zip archive)"
-    if isinstance(e, UnicodeDecodeError) or "invalid load key" in text or "could not find MARK" in text:
-        return "not a PyTorch checkpoint (unreadable content)"
-    if isinstance(e, pickle.UnpicklingError) and "GLOBAL" not in text:
-        first = next((s.strip() for s in text.splitlines()[::-1] if s.strip() and "weights_only" not in s
-                      and not s.strip().startswith(("Check the doc", "Please file", "In PyTorch"))), "")
-        return f"not a PyTorch checkpoint (unreadable content{': ' + first[:120] if first else ''})"
-    lines = [s.strip() for s in text.splitlines() if s.strip() and "weights_only" not in s
-             and not s.strip().startswith(("Check the doc", "Please file an issue", "In PyTorch"))]
-    return f"{type(e).__name__}: {lines[-1][:160] if lines else 'no details'}"
-
-
 def verify_archive(path: str | os.PathLike) -> None:
     """Check the CRC-32 of every record of a zip checkpoint (PyTorch's loader does not: a flipped
     byte inside a tensor would load as a wrong weight). Raises :class:`CheckpointError` naming the
@@ -148,8 +142,6 @@ def verify_archive(path: str | os.PathLike) -> None:
 def read_object(path: str | os.PathLike) -> Any:
     """The object stored in ``path``, read with ``weights_only=True`` (official classes as inert stand-ins).
     Raises :class:`CheckpointError` for a missing, empty, truncated, corrupt or unsafe file."""
-    from .official_weights import UnsafeCheckpointError, load_restricted
-
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: file not found")
@@ -174,17 +166,16 @@ def _tensors(obj: Any) -> dict[str, torch.Tensor] | None:
 
 
 def classify(obj: Any, path: str) -> CheckpointFile:
-    """Identify an object read from ``path`` (see the module docstring), or raise :class:`CheckpointError`."""
-    from .official_weights import official_from_stand_ins, official_from_state
-
+    """Identify an object read from ``path`` (see the module docstring), upgrading a training checkpoint
+    or deploy file of an older format, or raise :class:`CheckpointError`."""
+    if isinstance(obj, dict) and FORMAT_KEY in obj:
+        format_of(obj, path)  # a newer format than this code reads: refused, whatever its layout
     if isinstance(obj, dict) and obj.get("format") == DEPLOY_FORMAT:
-        if int(obj.get("version", 0)) > DEPLOY_VERSION:
-            raise CheckpointError(f"{path}: deploy file version {obj['version']} is newer than this code "
-                                  f"({DEPLOY_VERSION})")
+        obj = upgrade(obj, "deploy", path)
         state = _tensors(obj.get("state_dict"))
         if state is None or not isinstance(obj.get("model"), Mapping):
             raise CheckpointError(f"{path}: deploy file without 'model' spec or tensors in 'state_dict'")
-        return CheckpointFile(path, "deploy", state, dict(obj["model"]), list(obj.get("names") or []) or None,
+        return CheckpointFile(path, "deploy", state, recorded_spec(obj["model"]), list(obj.get("names") or []) or None,
                               int(obj.get("image_size") or 0) or None, raw=obj)
     if isinstance(obj, dict) and "hyper_parameters" in obj and "state_dict" in obj:
         hp = obj["hyper_parameters"]
@@ -193,11 +184,9 @@ def classify(obj: Any, path: str) -> CheckpointFile:
         if not isinstance(hp, Mapping) or not isinstance(hp.get("model"), Mapping) or not state:
             raise CheckpointError(f"{path}: a Lightning checkpoint, but not of this project (no 'model' "
                                   "hyper-parameters or no 'model.*' tensors)")
-        try:
-            spec = model_spec(hp["model"])
-        except ValueError as e:
-            raise CheckpointError(f"{path}: {e}") from None
-        return CheckpointFile(path, "training", state, spec, list(hp.get("names") or []) or None,
+        obj = upgrade(obj, "training", path)
+        hp = obj["hyper_parameters"]
+        return CheckpointFile(path, "training", state, recorded_spec(hp["model"]), list(hp.get("names") or []) or None,
                               int(hp.get("image_size") or 0) or None, hparams=dict(hp), raw=obj)
     if isinstance(obj, dict) and "model" in obj and not isinstance(obj["model"], (torch.Tensor, Mapping)):
         official = official_from_stand_ins(obj, path)  # raises ValueError naming the file
@@ -230,8 +219,6 @@ def read_checkpoint(path: str | os.PathLike, kinds: tuple[str, ...] = KINDS, pur
         wanted = " or ".join(DESCRIBE[k] for k in kinds)
         raise CheckpointError(f"{path}: is a {ckpt.description}; {purpose or 'this'} needs a {wanted}")
     if ckpt.kind == "official" and ckpt.spec is None:
-        from .official_weights import identify_variant
-
         variant = identify_variant(ckpt.official)
         if variant is not None:
             ckpt.spec = {"variant": variant, "num_classes": ckpt.official.num_classes, "aux_head": False}
@@ -240,15 +227,19 @@ def read_checkpoint(path: str | os.PathLike, kinds: tuple[str, ...] = KINDS, pur
 
 # ---- loading --------------------------------------------------------------------------------------
 @dataclass
-class LoadCounts:
-    """What :func:`load_weights` did (our keys). ``share``: the loaded fraction of the model's values."""
+class LoadReport:
+    """What a load did (our keys, except ``unexpected``: the file's own keys). ``implicit_reset``: the
+    implicit tensors set to the identity for a deploy-form official file; ``share``: the fraction of
+    the model's values loaded or reset."""
 
     path: str
     kind: str
+    form: str | None = None  # an official file's form: training | deploy
     loaded: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)  # "key: file (shape) vs model (shape)"
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    implicit_reset: list[str] = field(default_factory=list)
     share: float = 0.0
 
     def line(self) -> str:
@@ -261,24 +252,42 @@ def _head_key(key: str) -> bool:
     return key.startswith(("detect.m.", "detect.m2.", "detect.ia.", "detect.im."))
 
 
-def _our_state(model: YOLOv7, ckpt: CheckpointFile) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
-    """(file tensors under our keys, unexpected file keys, our keys reset rather than loaded)."""
+def _plan(model: YOLOv7, ckpt: CheckpointFile) -> tuple[LoadReport, dict[str, torch.Tensor]]:
+    """What loading ``ckpt`` into ``model`` would do (nothing is copied), and the file's tensors under our keys."""
     if ckpt.kind == "deploy":
         raise CheckpointError(f"{ckpt.path}: is a deploy file (fused tensors); weights can only be loaded from a "
                               "training checkpoint, an official .pt or a state dict")
-    if ckpt.kind != "official":
-        return ckpt.state, [], []
-    from .official_keys import key_map
-
-    kmap = key_map(model, ckpt.official.form)
-    state = {kmap[k]: v for k, v in ckpt.official.state_dict.items() if k in kmap}
-    unexpected = [k for k in ckpt.official.state_dict if k not in kmap]
-    reset = [k for k in model.state_dict() if ckpt.official.form == "deploy" and k.startswith(("detect.ia.", "detect.im."))]
-    return state, unexpected, reset
+    if ckpt.kind == "official":
+        state, unexpected, reset = our_state(model, ckpt.official)
+    else:
+        state, unexpected, reset = ckpt.state, [], []
+    ours = model.state_dict()
+    report = LoadReport(ckpt.path, ckpt.kind, ckpt.official.form if ckpt.official is not None else None,
+                        unexpected=list(unexpected) + [k for k in state if k not in ours], implicit_reset=list(reset))
+    for k, v in state.items():
+        if k not in ours:
+            continue
+        if tuple(v.shape) != tuple(ours[k].shape):
+            report.mismatched.append(f"{k}: file {tuple(v.shape)} vs model {tuple(ours[k].shape)}")
+        else:
+            report.loaded.append(k)
+    done = set(report.loaded) | {m.split(":", 1)[0] for m in report.mismatched} | set(reset)
+    report.missing = [k for k in ours if k not in done]
+    total = sum(t.numel() for t in ours.values()) or 1
+    report.share = sum(ours[k].numel() for k in report.loaded + report.implicit_reset) / total
+    return report, state
 
 
 @torch.no_grad()
-def load_weights(model: YOLOv7, ckpt: CheckpointFile | str | os.PathLike, allow_partial: bool = False) -> LoadCounts:
+def _apply(model: YOLOv7, report: LoadReport, state: dict[str, torch.Tensor]) -> None:
+    """Copy the tensors ``report`` loads and reset its implicit tensors."""
+    ours = model.state_dict()
+    for k in report.loaded:
+        ours[k].copy_(state[k].to(dtype=ours[k].dtype, device=ours[k].device))
+    reset_implicit(ours, report.implicit_reset)
+
+
+def load_weights(model: YOLOv7, ckpt: CheckpointFile | str | os.PathLike, allow_partial: bool = False) -> LoadReport:
     """Copy the tensors of ``ckpt`` whose key and shape match into ``model`` (training form).
 
     A head built for another class count is the expected partial case: everything else is loaded,
@@ -288,40 +297,46 @@ def load_weights(model: YOLOv7, ckpt: CheckpointFile | str | os.PathLike, allow_
     """
     if not isinstance(ckpt, CheckpointFile):
         ckpt = read_checkpoint(ckpt)
-    state, unexpected, reset = _our_state(model, ckpt)
-    ours = model.state_dict()
-    counts = LoadCounts(ckpt.path, ckpt.kind, unexpected=list(unexpected) + [k for k in state if k not in ours])
-    for k, v in state.items():
-        if k not in ours:
-            continue
-        if tuple(v.shape) != tuple(ours[k].shape):
-            counts.mismatched.append(f"{k}: file {tuple(v.shape)} vs model {tuple(ours[k].shape)}")
-        else:
-            counts.loaded.append(k)
-    done = set(counts.loaded) | {m.split(":", 1)[0] for m in counts.mismatched} | set(reset)
-    counts.missing = [k for k in ours if k not in done]
-    total = sum(t.numel() for t in ours.values()) or 1
-    counts.share = sum(ours[k].numel() for k in counts.loaded + reset) / total
-    head_only = counts.mismatched and all(_head_key(m) for m in counts.mismatched)
-    if counts.share < MIN_LOADED and not allow_partial:
+    report, state = _plan(model, ckpt)
+    head_only = report.mismatched and all(_head_key(m) for m in report.mismatched)
+    if report.share < MIN_LOADED and not allow_partial:
         hint = ""
         if ckpt.spec and ckpt.spec.get("variant") not in (None, model.arch.name):
             hint = f"; the file is {ckpt.spec['variant']}, the model {model.arch.name}"
-        example = (counts.mismatched or counts.missing or counts.unexpected or [""])[0]
-        raise CheckpointError(f"{counts.line()}: matches less than {MIN_LOADED:.0%} of model {model.arch.name}"
+        example = (report.mismatched or report.missing or report.unexpected or [""])[0]
+        raise CheckpointError(f"{report.line()}: matches less than {MIN_LOADED:.0%} of model {model.arch.name}"
                               f"{hint} (e.g. {example}); set model.weights_partial=true if a partial load is intended")
-    for k in counts.loaded:
-        ours[k].copy_(state[k].to(dtype=ours[k].dtype))
-    for k in reset:
-        ours[k].fill_(0.0 if k.startswith("detect.ia.") else 1.0)
-    if head_only and not counts.missing:
-        log.warning("%s; the detection head (built for %d classes) keeps its initialisation: %s", counts.line(),
-                    model.num_classes, counts.mismatched[0])
-    elif counts.mismatched or counts.missing or counts.unexpected:
-        log.warning("%s; e.g. %s", counts.line(), (counts.mismatched or counts.missing or counts.unexpected)[:3])
+    _apply(model, report, state)
+    if head_only and not report.missing:
+        log.warning("%s; the detection head (built for %d classes) keeps its initialisation: %s", report.line(),
+                    model.num_classes, report.mismatched[0])
+    elif report.mismatched or report.missing or report.unexpected:
+        log.warning("%s; e.g. %s", report.line(), (report.mismatched or report.missing or report.unexpected)[:3])
     else:
-        log.info(counts.line())
-    return counts
+        log.info(report.line())
+    return report
+
+
+def load_official_weights(model: YOLOv7, source: str | os.PathLike | OfficialCheckpoint) -> LoadReport:
+    """Copy an official checkpoint (path or :class:`OfficialCheckpoint`) into ``model`` (training form).
+
+    Every tensor of the official config must be present with our shape, anchors included (they
+    come from the checkpoint). A deploy-form checkpoint has the implicit tensors folded into the
+    head convs, so ``detect.ia`` is set to 0 and ``detect.im`` to 1 (exact). Raises ValueError for
+    another variant, another class count or other shapes (model untouched).
+    """
+    official = source if isinstance(source, OfficialCheckpoint) else read_official_checkpoint(source)
+    ours = model.state_dict()
+    expected = {ok: tuple(ours[k].shape) for ok, k in key_map(model, official.form).items()}
+    got = official.state_dict
+    extra = [k for k in got if k not in expected]
+    aux_dropped = model.arch.aux_default and not model.aux_head
+    if (official.num_classes != model.num_classes or any(k not in got or tuple(got[k].shape) != s
+                                                         for k, s in expected.items()) or (extra and not aux_dropped)):
+        raise explain_mismatch(model, official, expected)
+    report, state = _plan(model, CheckpointFile(official.path, "official", {}, official=official))
+    _apply(model, report, state)
+    return report
 
 
 def build_from(ckpt: CheckpointFile) -> YOLOv7:
@@ -334,8 +349,6 @@ def build_from(ckpt: CheckpointFile) -> YOLOv7:
                               "model=<variant> instead")
     model = build_model(to_spec(ModelSpec, ckpt.spec, "model"))
     if ckpt.kind == "deploy":
-        from .fuse import to_deploy
-
         model = to_deploy(model)
         try:
             model.load_state_dict(ckpt.state, strict=True)
@@ -344,11 +357,9 @@ def build_from(ckpt: CheckpointFile) -> YOLOv7:
                                   f"({str(e).splitlines()[0][:160]})") from None
         return model.eval()
     if ckpt.kind == "official":
-        from .official_weights import load_official_weights
-
         load_official_weights(model, ckpt.official)
         return model.eval()
-    counts = load_weights(model, ckpt)
-    if counts.mismatched or counts.missing:
-        raise CheckpointError(f"{counts.line()}: the file does not fit its own spec {ckpt.spec}")
+    report = load_weights(model, ckpt)
+    if report.mismatched or report.missing:
+        raise CheckpointError(f"{report.line()}: the file does not fit its own spec {ckpt.spec}")
     return model.eval()

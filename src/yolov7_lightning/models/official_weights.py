@@ -1,22 +1,17 @@
-"""Import the official YOLOv7 ``.pt`` checkpoints, without running code from the file.
+"""The official YOLOv7 ``.pt`` format: the tensors of a file, its form and variant, and their keys in
+our model. Loading them into a model is the checkpoint reader's (:func:`~.checkpoint_reader.load_weights`,
+:func:`~.checkpoint_reader.load_official_weights`).
 
 Official checkpoints are pickled whole ``nn.Module`` objects (``models.yolo.Model`` with
-``models.common`` layers). :func:`read_official_checkpoint` unpickles them with torch's
-``weights_only`` unpickler, allow-listing only the official class names, each mapped to an inert
-stand-in (:class:`_StandIn`) that merely stores the pickled attribute dict. Any other global
-(``os.system``, ``builtins.eval``, ...) is refused with :class:`UnsafeCheckpointError`. The stand-in
-tree is then flattened into ``{official key: tensor}``; :func:`load_official_weights` copies it
-into our model through :func:`~.official_keys.key_map`.
+``models.common`` layers), unpickled as inert stand-ins (:mod:`.safe_unpickle`, nothing from the file
+runs). The stand-in tree is flattened into ``{official key: tensor}`` (:class:`OfficialCheckpoint`);
+:func:`our_state` puts those tensors under our keys through :func:`~.official_keys.key_map`.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
 import os
-import pickle
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,77 +19,14 @@ import torch
 from .arch import ARCHS
 from .factory import build_model
 from .official_keys import key_map
+from .safe_unpickle import StandIn, UnsafeCheckpointError, load_restricted, unreadable_reason
 from .yolo import YOLOv7
 
-_OFFICIAL = {
-    "models.yolo": ("Model", "Detect", "IDetect", "IAuxDetect", "IBin", "IKeypoint"),
-    "models.common": ("Conv", "RepConv", "SPPCSPC", "DownC", "MP", "SP", "ReOrg", "Concat", "Shortcut",
-                      "ImplicitA", "ImplicitM", "Chuncat", "Foldcut", "SPP", "SPPF", "Focus", "Bottleneck"),
-    "torch.nn.modules.conv": ("Conv2d",),
-    "torch.nn.modules.batchnorm": ("BatchNorm2d",),
-    "torch.nn.modules.activation": ("SiLU", "LeakyReLU", "ReLU", "Sigmoid", "Hardswish"),
-    "torch.nn.modules.pooling": ("MaxPool2d",),
-    "torch.nn.modules.upsampling": ("Upsample",),
-    "torch.nn.modules.container": ("Sequential", "ModuleList"),
-    "torch.nn.modules.linear": ("Identity",),
-}
-_REFUSED = (r"GLOBAL (\S+) was not an allowed global", r"GLOBAL (\S+) whose module \S+ is blocked",
-            r"unrecognized function (.+?)(?: which belongs|$)", r"new object for .* but got (.+)$",
-            r"Can only build .* but got (.+)$")
+__all__ = ["IMPLICIT_KEYS", "OfficialCheckpoint", "UnsafeCheckpointError", "explain_mismatch", "identify_variant",
+           "official_from_stand_ins", "official_from_state", "our_state", "read_official_checkpoint", "reset_implicit"]
 
-
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    """The checkpoint references a global (function or class) that is not an official YOLOv7 class."""
-
-
-class _StandIn:
-    """Inert replacement for an official module class: keeps the pickled ``__dict__`` as ``state``."""
-
-    official_name = ""
-
-    def __setstate__(self, state) -> None:
-        self.state = state if isinstance(state, dict) else {}
-
-    def part(self, key: str) -> dict:
-        """A dict attribute of the pickled module (``_parameters``, ``_buffers``, ``_modules``), else {}."""
-        value = getattr(self, "state", {}).get(key)
-        return value if isinstance(value, dict) else {}
-
-    def child(self, name: str):
-        return self.part("_modules").get(name)
-
-    def __repr__(self) -> str:
-        return f"<stand-in {self.official_name}>"
-
-
-def _stand_in(full_name: str) -> type:
-    module, _, name = full_name.rpartition(".")
-    return type(name, (_StandIn,), {"official_name": full_name, "__module__": f"official:{module}"})
-
-
-def _numpy_globals() -> list[tuple[object, str]]:
-    """numpy arrays/scalars (``best_fitness`` of unstripped checkpoints): torch's documented allowlist."""
-    try:
-        import numpy as np
-        multiarray = importlib.import_module("numpy._core.multiarray")  # numpy >= 2
-    except ImportError:
-        try:
-            import numpy as np
-            multiarray = importlib.import_module("numpy.core.multiarray")
-        except ImportError:
-            return []
-    pairs = [(getattr(multiarray, n), f"{pkg}.multiarray.{n}") for pkg in ("numpy.core", "numpy._core")
-             for n in ("_reconstruct", "scalar")]
-    dtypes = {type(np.dtype(c)) for c in np.typecodes["All"]}  # BUILD checks the dtype's own class
-    return pairs + [(np.ndarray, "numpy.ndarray"), (np.dtype, "numpy.dtype")] + \
-        [(t, f"numpy.dtypes.{t.__name__}") for t in dtypes]
-
-
-@functools.lru_cache(maxsize=1)
-def _allowed_globals() -> tuple[tuple[object, str], ...]:
-    """``(object, "module.Name")`` pairs for ``torch.serialization.safe_globals``."""
-    return tuple([(_stand_in(f"{mod}.{n}"), f"{mod}.{n}") for mod, names in _OFFICIAL.items() for n in names] +
-                 _numpy_globals())
+# the implicit tensors of the detect layer (add, multiply), which the official deploy form folds into the head convs
+IMPLICIT_KEYS = ("detect.ia.", "detect.im.")
 
 
 @dataclass
@@ -107,64 +39,7 @@ class OfficialCheckpoint:
     path: str = ""
 
 
-@dataclass
-class LoadReport:
-    """What :func:`load_official_weights` did. ``missing``: our tensors the checkpoint lacks (kept as
-    they were); ``unexpected``: checkpoint tensors without a place in the model (aux head of a model
-    built without one); ``implicit_reset``: ``ia``/``im`` set to 0/1 for a deploy-form checkpoint."""
-
-    form: str
-    loaded: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    implicit_reset: list[str] = field(default_factory=list)
-
-
-def _refused_global(path: str, names: list[str]) -> UnsafeCheckpointError:
-    shown = [f"{n} (os.{n.split('.', 1)[1]})" if n.startswith(("posix.", "nt.")) else n for n in sorted(names)]
-    return UnsafeCheckpointError(f"{path}: refusing to unpickle global(s) {', '.join(shown)}: not an official "
-                                 "YOLOv7 class; the checkpoint may run code when loaded naively")
-
-
-def load_restricted(path: str):
-    """``torch.load(weights_only=True)`` with the official classes allow-listed as stand-ins. Raises
-    :class:`UnsafeCheckpointError` for any other global, else the loader's own exception."""
-    with torch.serialization.safe_globals(list(_allowed_globals())):
-        try:  # static scan first (zip checkpoints): names every refused global at once
-            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        except (ValueError, RuntimeError):  # legacy (non-zip) format: the unpickler refuses instead
-            unsafe = []
-        if unsafe:
-            raise _refused_global(path, unsafe)
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            for pattern in _REFUSED:
-                if m := re.search(pattern, str(e), re.MULTILINE):
-                    raise _refused_global(path, [m.group(1)]) from None
-            raise
-
-
-def unpickle(path: str):
-    """:func:`load_restricted`; a file it cannot read is a ValueError naming it."""
-    try:
-        return load_restricted(path)
-    except UnsafeCheckpointError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any other failure means "not a checkpoint"
-        raise _unreadable(path, e) from None
-
-
-_unpickle = unpickle
-
-
-def _unreadable(path: str, e: BaseException) -> ValueError:
-    from .checkpoint_reader import unreadable_reason
-
-    return ValueError(f"{path}: not a readable PyTorch checkpoint ({unreadable_reason(e)})")
-
-
-def _flatten(node: _StandIn, prefix: str, out: dict[str, torch.Tensor]) -> None:
+def _flatten(node: StandIn, prefix: str, out: dict[str, torch.Tensor]) -> None:
     """Parameters and persistent buffers of a stand-in module tree, like ``nn.Module.state_dict``."""
     skip = getattr(node, "state", {}).get("_non_persistent_buffers_set")
     skip = skip if isinstance(skip, set) else set()
@@ -174,16 +49,23 @@ def _flatten(node: _StandIn, prefix: str, out: dict[str, torch.Tensor]) -> None:
                 t = t.detach()
                 out[prefix + name] = t.float() if t.is_floating_point() else t.clone()
     for name, sub in node.part("_modules").items():
-        if isinstance(sub, _StandIn):
+        if isinstance(sub, StandIn):
             _flatten(sub, f"{prefix}{name}.", out)
 
 
 def read_official_checkpoint(path: str | os.PathLike) -> OfficialCheckpoint:
-    """Read an official YOLOv7 ``.pt`` (EMA weights if present) without executing pickled code."""
+    """Read an official YOLOv7 ``.pt`` (EMA weights if present) without executing pickled code.
+    Raises FileNotFoundError, :class:`UnsafeCheckpointError`, or ValueError naming the file."""
     path = str(path)
     if not Path(path).is_file():
         raise FileNotFoundError(f"official checkpoint not found: {path}")
-    return official_from_stand_ins(_unpickle(path), path)
+    try:
+        obj = load_restricted(path)
+    except UnsafeCheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any other failure means "not a checkpoint"
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({unreadable_reason(e)})") from None
+    return official_from_stand_ins(obj, path)
 
 
 def official_from_stand_ins(ckpt, path: str) -> OfficialCheckpoint:
@@ -191,8 +73,8 @@ def official_from_stand_ins(ckpt, path: str) -> OfficialCheckpoint:
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ValueError(f"{path}: not an official YOLOv7 checkpoint (expected a dict with a 'model' key)")
     root = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt["model"]
-    layers = root.child("model") if isinstance(root, _StandIn) else None
-    if not isinstance(layers, _StandIn) or not layers.part("_modules"):
+    layers = root.child("model") if isinstance(root, StandIn) else None
+    if not isinstance(layers, StandIn) or not layers.part("_modules"):
         raise ValueError(f"{path}: 'model' is not an official YOLOv7 Model (got {type(root).__name__})")
     state_dict: dict[str, torch.Tensor] = {}
     _flatten(root, "", state_dict)
@@ -212,6 +94,24 @@ def official_from_state(state_dict: dict[str, torch.Tensor], path: str) -> Offic
     return OfficialCheckpoint(state_dict, form, head.shape[0] // anchors.shape[1] - 5, path)
 
 
+def our_state(model: YOLOv7, ckpt: OfficialCheckpoint) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+    """(the file's tensors under our keys, its keys without a place in ``model``, our implicit tensors
+    to reset: :func:`reset_implicit`, for a deploy-form file, which folded them into the head convs)."""
+    kmap = key_map(model, ckpt.form)
+    state = {kmap[k]: v for k, v in ckpt.state_dict.items() if k in kmap}
+    unexpected = [k for k in ckpt.state_dict if k not in kmap]
+    reset = [k for k in model.state_dict() if k.startswith(IMPLICIT_KEYS)] if ckpt.form == "deploy" else []
+    return state, unexpected, reset
+
+
+def reset_implicit(tensors: dict[str, torch.Tensor], keys: list[str]) -> None:
+    """Set the implicit ``ia`` (added) to 0 and ``im`` (multiplied) to 1, in place: the identity, which
+    is exact for the head convs of a deploy-form file (the implicit values are folded into them)."""
+    add, _ = IMPLICIT_KEYS
+    for k in keys:
+        tensors[k].fill_(0.0 if k.startswith(add) else 1.0)
+
+
 def _signature(model: YOLOv7, form: str) -> dict[str, tuple]:
     sd = model.state_dict()
     return {ok: tuple(sd[k].shape) for ok, k in key_map(model, form).items()}
@@ -228,8 +128,9 @@ def identify_variant(ckpt: OfficialCheckpoint) -> str | None:
     return None
 
 
-def _mismatch(model: YOLOv7, ckpt: OfficialCheckpoint, expected: dict[str, tuple]) -> ValueError:
-    """The clearest explanation of why ``ckpt`` does not fit ``model``, naming both sides."""
+def explain_mismatch(model: YOLOv7, ckpt: OfficialCheckpoint, expected: dict[str, tuple]) -> ValueError:
+    """The clearest explanation of why ``ckpt`` does not fit ``model``, naming both sides.
+    ``expected``: {official key: our shape}."""
     name, src = model.arch.name, ckpt.path or "checkpoint"
     variant = identify_variant(ckpt)
     if variant is not None and variant != name:
@@ -245,38 +146,3 @@ def _mismatch(model: YOLOv7, ckpt: OfficialCheckpoint, expected: dict[str, tuple
     return ValueError(f"{src} ({ckpt.form} form) does not fit model {name}: {len(shapes)} shape mismatch(es) "
                       f"{shapes[:3]}, {len(absent)} model tensor(s) missing from the checkpoint {absent[:3]}, "
                       f"{len(extra)} checkpoint tensor(s) unknown to the model {extra[:3]}")
-
-
-@torch.no_grad()
-def load_official_weights(model: YOLOv7, source: str | os.PathLike | OfficialCheckpoint) -> LoadReport:
-    """Copy an official checkpoint (path or :class:`OfficialCheckpoint`) into ``model`` (training form).
-
-    Every tensor of the official config must be present with our shape, anchors included (they
-    come from the checkpoint). A deploy-form checkpoint has the implicit tensors folded into the
-    head convs, so ``detect.ia`` is set to 0 and ``detect.im`` to 1 (exact). Raises ValueError for
-    another variant, another class count or other shapes.
-    """
-    ckpt = source if isinstance(source, OfficialCheckpoint) else read_official_checkpoint(source)
-    kmap = key_map(model, ckpt.form)
-    ours = model.state_dict()
-    expected = {ok: tuple(ours[k].shape) for ok, k in kmap.items()}
-    got = ckpt.state_dict
-    extra = [k for k in got if k not in expected]
-    aux_dropped = model.arch.aux_default and not model.aux_head
-    if (ckpt.num_classes != model.num_classes or any(k not in got or tuple(got[k].shape) != s
-                                                     for k, s in expected.items()) or (extra and not aux_dropped)):
-        raise _mismatch(model, ckpt, expected)
-    report = LoadReport(ckpt.form, unexpected=extra)
-    for ok, k in kmap.items():
-        ours[k].copy_(got[ok].to(dtype=ours[k].dtype, device=ours[k].device))
-        report.loaded.append(k)
-    done = set(report.loaded)
-    for k, t in ours.items():
-        if k in done:
-            continue
-        if ckpt.form == "deploy" and k.startswith(("detect.ia.", "detect.im.")):
-            t.fill_(0.0 if k.startswith("detect.ia.") else 1.0)
-            report.implicit_reset.append(k)
-        else:
-            report.missing.append(k)
-    return report

@@ -20,6 +20,6 @@ def module_from(ckpt: CheckpointFile) -> YOLOv7Module:
 
 def load_module(path: str | Path, map_location: str | torch.device = "cpu", purpose: str = "") -> YOLOv7Module:
     """:func:`module_from` a file read by the checkpoint reader (``weights_only``); any other kind of
-    file is refused with a :class:`~yolov7_lightning.models.checkpoint_reader.CheckpointError`."""
+    file is refused with a :class:`~yolov7_lightning.errors.CheckpointError`."""
     module = module_from(read_checkpoint(path, kinds=("training",), purpose=purpose or "this command"))
     return module.to(map_location)

@@ -25,6 +25,7 @@ from ..data.collate import ImageMeta
 from ..eval import DetectionEvaluator, make_evaluator
 from ..eval.nms import TEST, NMSSettings
 from ..errors import ConfigError
+from ..models.checkpoint_upgrades import upgrade_evaluation
 
 if TYPE_CHECKING:
     from .module import YOLOv7Module
@@ -35,11 +36,6 @@ __all__ = ["EvalPass", "EvalResult", "EvalSettings", "EvalSpeed", "evaluate", "f
 def fitness(metrics: Mapping[str, float]) -> float:
     """Official best-checkpoint criterion: 0.1 * mAP@.5 + 0.9 * mAP@.5:.95."""
     return 0.1 * metrics["map50"] + 0.9 * metrics["map"]
-
-
-# keys of the ``evaluation`` group that checkpoints written before ``yolov7-predict`` took its own
-# thresholds (``conf_thres``/``iou_thres`` of ``conf/standalone/predict.yaml``) still carry
-LEGACY_KEYS = ("predict_conf", "predict_iou")
 
 
 @dataclass(frozen=True)
@@ -57,10 +53,10 @@ class EvalSettings:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None = None, **overrides: Any) -> EvalSettings:
-        """From an ``evaluation`` config dict, ``overrides`` last. The prediction thresholds that
-        checkpoints written before ``yolov7-predict`` had its own carry here are left out; any other
+        """From an ``evaluation`` config dict, ``overrides`` last. The keys of older checkpoints are
+        upgraded (:func:`~yolov7_lightning.models.checkpoint_upgrades.upgrade_evaluation`); any other
         key that is not a field is an error naming it."""
-        cfg = {k: v for k, v in dict(cfg or {}).items() if k not in LEGACY_KEYS}
+        cfg = upgrade_evaluation(cfg)
         return cls().updated(cfg, **overrides)
 
     def updated(self, cfg: Mapping[str, Any] | None = None, **overrides: Any) -> EvalSettings:

@@ -32,6 +32,7 @@ from ..eval import non_max_suppression
 from ..eval.tta import predict_augmented
 from ..loss import LossSpec, YOLOv7Loss
 from ..models import ModelSpec, build_model
+from ..models.checkpoint_upgrades import FORMAT, FORMAT_KEY, upgrade
 from .evaluation import EvalPass, EvalResult, EvalSettings, fitness  # noqa: F401  (fitness: re-exported)
 from .freeze import apply_freeze, freeze_batchnorm
 from .optim import LRLambda, OptimSpec, ScheduleSpec, WarmUp, accumulation, build_optimizer
@@ -271,6 +272,7 @@ class YOLOv7Module(L.LightningModule):
             raise NonFiniteLossError(self._diverged)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[FORMAT_KEY] = FORMAT  # what models/checkpoint_upgrades.py upgrades a file from
         checkpoint["yolov7"] = {"iteration": self.iteration, "nonfinite_total": self.nonfinite_total,
                                 "class_maps": self.class_maps,  # the precision it trained in: a resumed run keeps it
                                 "precision": str(self.trainer.precision) if self._trainer is not None else None}
@@ -279,10 +281,10 @@ class YOLOv7Module(L.LightningModule):
                 checkpoint[key] = {k: v.contiguous() if isinstance(v, torch.Tensor) else v for k, v in checkpoint[key].items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("yolov7", {})
-        self.iteration = int(state.get("iteration", 0))
-        self.nonfinite_total = int(state.get("nonfinite_total", 0))
-        self.class_maps = state.get("class_maps")
+        state = upgrade(checkpoint, "training", "the checkpoint")["yolov7"]  # a file of any format, however read
+        self.iteration = int(state["iteration"])
+        self.nonfinite_total = int(state["nonfinite_total"])
+        self.class_maps = state["class_maps"]
 
     # ---- evaluation -------------------------------------------------------------------------------
     def set_evaluation(self, settings: EvalSettings) -> None:

@@ -11,7 +11,7 @@ last validated epoch as ``last`` (:func:`epoch_record`: ``epoch``, the evaluatio
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["REPORTED", "budget_line", "epoch_record", "final_line", "objective", "publish_summary", "reported",
            "result_metrics", "run_metrics", "wandb_summary"]
@@ -103,14 +103,23 @@ def wandb_summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@runtime_checkable
+class RecordKeeper(Protocol):
+    """What :func:`run_metrics` reads of :class:`~.callbacks.records.EpochRecords` (which builds its
+    records with :func:`epoch_record`: this module does not import it back)."""
+
+    last_path: str
+
+    def records(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]: ...
+
+
 def run_metrics(trainer) -> dict[str, Any]:
     """``metrics.json``'s keys that come from a fitted ``trainer``: :func:`result_metrics` of its
     :class:`~.callbacks.records.EpochRecords`, ``epochs`` (run) and, with a time budget, ``budget``
     (:meth:`~.budget.TimeBudget.summary`)."""
     from .budget import TimeBudget
-    from .callbacks.records import EpochRecords
 
-    records = next((c for c in trainer.callbacks if isinstance(c, EpochRecords)), None)
+    records = next((c for c in trainer.callbacks if isinstance(c, RecordKeeper)), None)
     best, last = records.records() if records is not None else (None, None)
     out = {**result_metrics(best, last), "epochs": trainer.current_epoch}
     if records is not None:  # written after every epoch, validated or not

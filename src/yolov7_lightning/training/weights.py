@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..models.checkpoint_reader import LoadCounts, load_weights, read_checkpoint
+from ..models.checkpoint_reader import LoadReport, load_weights, read_checkpoint
 from ..models.yolo import YOLOv7
 
 
-def load_pretrained(model: YOLOv7, path: str | Path, allow_partial: bool = False) -> LoadCounts:
+def load_pretrained(model: YOLOv7, path: str | Path, allow_partial: bool = False) -> LoadReport:
     """Load a training checkpoint, an official ``.pt`` (restricted unpickler) or a plain state dict
     (official ``model.N.*`` keys or this project's) into ``model``; the counts are logged. A head for
     another class count keeps its initialisation; a load covering less than half the model is an

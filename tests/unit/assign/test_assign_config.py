@@ -9,11 +9,12 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from tests.unit.assign.test_assigner_parity import geometry_of
-from yolov7_lightning.assign import Assigner, HeadRule, check_heads, upgrade_legacy_config
+from yolov7_lightning.assign import Assigner, HeadRule, check_heads
 from yolov7_lightning.cli.paths import CONFIG_DIR
 from yolov7_lightning.config import register_configs
 from yolov7_lightning.loss import LossSpec, YOLOv7Loss
 from yolov7_lightning.models import build_model
+from yolov7_lightning.models.checkpoint_upgrades import upgrade_assigner as upgrade_legacy_config
 from yolov7_lightning.specs import to_spec
 
 

@@ -22,13 +22,9 @@ from torch import nn
 
 from tests.helpers import VARIANTS
 from yolov7_lightning.models import build_model
+from yolov7_lightning.models.checkpoint_reader import load_official_weights
 from yolov7_lightning.models.official_keys import FORMS, key_map
-from yolov7_lightning.models.official_weights import (
-    OfficialCheckpoint,
-    UnsafeCheckpointError,
-    load_official_weights,
-    read_official_checkpoint,
-)
+from yolov7_lightning.models.official_weights import OfficialCheckpoint, UnsafeCheckpointError, read_official_checkpoint
 
 FAKE_CLASSES = {"models.yolo": ("Model", "IDetect", "IAuxDetect", "Detect"),
                 "models.common": ("Conv", "RepConv", "SPPCSPC", "DownC", "Concat", "ImplicitA", "ImplicitM")}

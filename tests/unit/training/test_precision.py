@@ -13,7 +13,7 @@ from tests.unit.models.test_official_weights import assert_loaded, random_offici
 from yolov7_lightning.cli.paths import CONFIG_DIR
 from yolov7_lightning.config import register_configs
 from yolov7_lightning.models import build_model
-from yolov7_lightning.models.official_weights import load_official_weights
+from yolov7_lightning.models.checkpoint_reader import load_official_weights
 from yolov7_lightning.training import precision
 from yolov7_lightning.training.module import YOLOv7Module
 
