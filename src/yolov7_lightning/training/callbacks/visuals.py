@@ -133,6 +133,7 @@ class ValidationVisuals(L.Callback):
         self.every_n_epochs, self.num_images = int(every_n_epochs), int(num_images)
         self.conf_thres, self.iou_thres, self.max_det = conf_thres, iou_thres, max_det
         self.snapshot: Snapshot | None = None
+        self.result: EvalResult | None = None  # the validation pass whose pictures are taken (its per-class AP)
         self.written: list[Path] = []  # PNG/CSV files written so far (for the file output)
 
     # ---- when -------------------------------------------------------------------------------------
@@ -144,7 +145,11 @@ class ValidationVisuals(L.Callback):
         return epoch % self.every_n_epochs == 0 or last
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.snapshot = None
+        self.snapshot, self.result = None, None
+
+    def on_eval_result(self, trainer: L.Trainer, pl_module: L.LightningModule, result: EvalResult) -> None:
+        if result.split == "val":
+            self.result = result
 
     @torch.no_grad()
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
@@ -176,11 +181,11 @@ class ValidationVisuals(L.Callback):
 
     # ---- where ------------------------------------------------------------------------------------
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        snap, self.snapshot = self.snapshot, None
+        (snap, self.snapshot), (result, self.result) = (self.snapshot, None), (self.result, None)
         if snap is None:
             return
         names = [str(n) for n in (pl_module.hparams.get("names") or [])]
-        rows = per_class_rows(pl_module.eval_result)
+        rows = per_class_rows(result)
         picture_loggers = 0
         for logger in trainer.loggers:
             try:
