@@ -94,7 +94,7 @@ class Built:
 
 def cpu_precision_choice(cfg: DictConfig) -> dict | None:
     """CPU runs: which precision and why (bf16 where the CPU has it), logged; None on other accelerators."""
-    if cfg.trainer.get("accelerator") != "cpu":
+    if cfg.trainer.accelerator != "cpu":
         return None
     auto = OmegaConf.is_interpolation(cfg.trainer, "precision")
     log.info(describe_cpu_precision(str(cfg.trainer.precision), auto))
@@ -111,7 +111,7 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None) -> Built
     require_writable(out_dir, out_dir / "checkpoints")
     if ckpt_path:  # the resolved ckpt_path (run()); a bad file fails here, in one line, before the data is read
         resumed = read_checkpoint(ckpt_path, kinds=("training",), purpose="ckpt_path (resume)")
-        if cfg.trainer.get("accelerator") == "cpu" and OmegaConf.is_interpolation(cfg.trainer, "precision"):
+        if cfg.trainer.accelerator == "cpu" and OmegaConf.is_interpolation(cfg.trainer, "precision"):
             keep_resumed_precision((resumed.raw.get("yolov7") or {}).get("precision"))
     weights = read_checkpoint(model_cfg.weights, kinds=("training", "official", "state_dict"),
                               purpose="model.weights") if model_cfg.weights else None

@@ -29,6 +29,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from PIL import Image, ImageDraw, ImageFont
 
 from ...atomic import atomic_open, atomic_write
+from ...config import VisualsConfig
 from ...errors import ConfigError
 from ...boxes import xywh_to_xyxy
 from ...eval.detector import TorchDetector
@@ -119,14 +120,15 @@ def objectness_figure(image: np.ndarray, lead: list[np.ndarray], aux: list[np.nd
 class ValidationVisuals(L.Callback):
     """Pictures of the validation every ``every_n_epochs`` epochs and at the last epoch (rank 0).
 
-    Args:
+    Args (defaults: ``yolov7-train``'s ``visuals`` keys, ``config.VisualsConfig``):
         every_n_epochs: how often (in epochs; validation must run that epoch).
         num_images: images taken from the first validation batch (fewer if the batch is smaller).
         conf_thres, iou_thres, max_det: NMS of the drawn predictions (default: the prediction
             preset, :data:`~yolov7_lightning.eval.nms.PREDICT`, not the test protocol's conf 0.001).
     """
 
-    def __init__(self, every_n_epochs: int = 5, num_images: int = 4, conf_thres: float = PREDICT.conf_thres,
+    def __init__(self, every_n_epochs: int = VisualsConfig.every_n_epochs, num_images: int = VisualsConfig.num_images,
+                 conf_thres: float = PREDICT.conf_thres,
                  iou_thres: float = PREDICT.iou_thres, max_det: int = PREDICT.max_det):
         if every_n_epochs < 1 or num_images < 1:
             raise ConfigError(f"every_n_epochs and num_images must be >= 1, got {every_n_epochs}, {num_images}")
