@@ -90,7 +90,7 @@ class TrainConfig(Dict[str, Any]):
     # keep: the variant's (or the weights') anchors | [[w,h, w,h, w,h], ...] per level, pixels
     anchors: Any = "auto"
     freeze: Any = None  # official --freeze: N (first N official layers; yolov7 backbone = 50) | backbone | [names]
-    save_period: int = 0  # > 0: also keep checkpoints/epoch_NNN.ckpt every N epochs (official save_period)
+    save_period: int = 0  # >= 1: also keep checkpoints/epoch_NNN.ckpt every N epochs (official save_period)
     # resume exactly (epoch, optimizer, scheduler, EMA, sampler) from a checkpoint; auto: from this run
     # folder's checkpoints/last.ckpt when there is one (default under hydra/launcher=submitit_slurm);
     # null: from scratch

@@ -139,7 +139,8 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None) -> Built
     precision = cpu_precision_choice(cfg)
     # the resolved config (+ the precision's reason) and the model's params/GFLOPs, to every logger (run_info)
     run_config = {**plain(cfg), **({"cpu_precision": precision} if precision is not None else {})}
-    callbacks = build_callbacks(cfg.callbacks, out_dir / "checkpoints", {"config": run_config, "summary": summary})
+    # ~callbacks: only those every run has (a group that may be removed, as logger)
+    callbacks = build_callbacks(cfg.get("callbacks"), out_dir / "checkpoints", {"config": run_config, "summary": summary})
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()],
                           default_root_dir=str(out_dir))

@@ -63,7 +63,15 @@ def test_entries_are_left_out_or_added_from_the_command_line(hydra_ctx, tmp_path
     assert callbacks[-1].logging_interval == "step"
 
 
+def test_without_the_group_a_run_has_the_callbacks_every_run_has(hydra_ctx, tmp_path):
+    cfg = compose("train", overrides=["~callbacks"])
+    assert "callbacks" not in cfg
+    assert kinds(build_callbacks(cfg.get("callbacks"), tmp_path, {})) == EVERY_RUN
+
+
 def test_bad_entries_stop_naming_the_key(hydra_ctx, tmp_path):
+    with pytest.raises(ConfigError, match=r"save_period=-2: must be >= 1 \(0: no periodic checkpoints\)"):
+        built(tmp_path, "save_period=-2")
     with pytest.raises(ConfigError, match=r"callbacks\.x: needs _target_"):
         built(tmp_path, "+callbacks.x={patience: 3}")
     with pytest.raises(ConfigError, match=r"callbacks\.x\.monitor: \?\?\? \(missing\); the command gives only dirpath"):

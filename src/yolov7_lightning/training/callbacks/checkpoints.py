@@ -7,6 +7,8 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from ...errors import ConfigError
+
 __all__ = ["PeriodicCheckpoint", "best_and_last"]
 
 
@@ -14,6 +16,8 @@ class PeriodicCheckpoint(ModelCheckpoint):
     """``save_period``: a checkpoint every N epochs, kept (its own state key next to ``last``)."""
 
     def __init__(self, dirpath: str, every_n_epochs: int, filename: str = "epoch_{epoch:03d}") -> None:
+        if int(every_n_epochs) < 1:
+            raise ConfigError(f"save_period={every_n_epochs}: must be >= 1 (0: no periodic checkpoints)")
         super().__init__(dirpath=dirpath, filename=filename, monitor=None, save_top_k=-1,
                          every_n_epochs=int(every_n_epochs), auto_insert_metric_name=False,
                          enable_version_counter=False)
