@@ -10,8 +10,8 @@ group into its spec). ``_target_`` is left to where there is a choice (data sour
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, fields
-from typing import Any, Dict, Optional
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
@@ -58,11 +58,64 @@ class TrainerConfig(Dict[str, Any]):
     enable_model_summary: bool = False
 
 
+@dataclass
+class ExportConfig:
+    """``export`` of ``yolov7-train``: the deploy export at the end of fit, next to the checkpoints:
+    ``deploy.pt``, ``model.onnx``, ``export_report.json`` (``training/callbacks/export.py``)."""
+
+    enabled: bool = True
+    formats: List[str] = field(default_factory=lambda: ["deploy", "onnx"])
+    nms: bool = False      # true: end-to-end ONNX graph with NonMaxSuppression
+    on_best: bool = False  # true: also refresh best_deploy.pt whenever best.ckpt changes
+
+
+@dataclass
+class VisualsConfig:
+    """``visuals`` of ``yolov7-train``: validation pictures for every logger (W&B, TensorBoard; PNGs in
+    ``<run>/visuals/`` with CSV): predicted and ground-truth boxes, lead vs aux objectness maps,
+    per-class AP table (``training/callbacks/visuals.py``)."""
+
+    enabled: bool = True
+    every_n_epochs: int = 5  # and at the last epoch
+    num_images: int = 4      # taken from the first validation batch (no extra validation pass)
+
+
+@dataclass
+class TrainConfig(Dict[str, Any]):
+    """The top-level keys of ``yolov7-train`` (``conf/train.yaml``) and their defaults; the config
+    groups (model, data, ...) come from its defaults list (an open schema: a Dict[str, Any])."""
+
+    seed: int = 0
+    # official autoanchor: new anchors (k-means + evolution) when the best possible recall < 0.98;
+    # keep: the variant's (or the weights') anchors | [[w,h, w,h, w,h], ...] per level, pixels
+    anchors: Any = "auto"
+    freeze: Any = None  # official --freeze: N (first N official layers; yolov7 backbone = 50) | backbone | [names]
+    save_period: int = 0  # >= 1: also keep checkpoints/epoch_NNN.ckpt every N epochs (official save_period)
+    # resume exactly (epoch, optimizer, scheduler, EMA, sampler) from a checkpoint; auto: from this run
+    # folder's checkpoints/last.ckpt when there is one (default under hydra/launcher=submitit_slurm);
+    # null: from scratch
+    ckpt_path: Optional[str] = "${oc.env:YOLOV7_CKPT_PATH,null}"
+    # true: a run into a folder that holds another run's results deletes them first (refused otherwise);
+    # a resumed run (ckpt_path=auto, or a ckpt_path in the folder) keeps them (training/run_folder.py)
+    overwrite: bool = False
+    ema: bool = True
+    channels_last: bool = True  # the network and its input batches in channels-last (NHWC): same weights
+    compile: Any = False  # true: the training forward through torch.compile (inductor), or a backend name
+    # metrics.json time: seconds of data, forward, loss, backward, step, validation (training/callbacks/timing.py);
+    # auto: on CPU; true: also on CUDA (each mark waits for the device); false: off
+    time_breakdown: Any = "auto"
+    early_stop_patience: int = 0  # > 0: stop when val/fitness has not improved for this many epochs
+    test_after_fit: bool = False  # also evaluate the test split (falls back to val) with the final EMA weights
+    export: ExportConfig = field(default_factory=ExportConfig)
+    visuals: VisualsConfig = field(default_factory=VisualsConfig)
+
+
 def register_configs() -> None:
     from .assign import Assigner, aux_head_for
     from .cli.help import register_help
     from .data.config import register_data_configs
     from .eval.nms import register_nms_resolver
+    from .export.check import FP16_TOLERANCES, Tolerances
     from .loss import LossSpec
     from .models.spec import ScalingSpec
     from .training.optim import OptimSpec, ScheduleSpec
@@ -82,3 +135,7 @@ def register_configs() -> None:
     for name, node in (("model", model), ("scaling", ScalingSpec), ("schedule", ScheduleSpec), ("optim", OptimSpec),
                        ("loss", LossSpec), ("assigner", Assigner), ("trainer", TrainerConfig)):
         cs.store(group="schema", name=name, node=node)
+    cs.store(name="train_schema", node=TrainConfig)
+    # yolov7-export's self-check tolerances (conf/export.yaml): the values of the code, keys a user may set
+    cs.store(group="schema", name="tolerances", node=Tolerances().as_dict())
+    cs.store(group="schema", name="tolerances_half", node=FP16_TOLERANCES.as_dict())

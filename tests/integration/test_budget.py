@@ -44,7 +44,7 @@ def runs(tmp_path_factory):
     seconds = json.loads((one / "metrics.json").read_text())["train_seconds"]
     minutes = round(max(3 * seconds, MIN_BUDGET) / 60, 4)
     budgeted, out = train(tmp, "budgeted", f"schedule.minutes={minutes}")
-    return {"one": (one, one_out), "budgeted": (budgeted, out), "budget": 60 * minutes}
+    return {"one": (one, one_out), "budgeted": (budgeted, out), "budget": 60 * minutes, "minutes": minutes}
 
 
 def logged_lrs(run: Path) -> list[float]:
@@ -80,6 +80,17 @@ def test_budgeted_run_fits_its_schedule_to_the_budget(runs):
     assert (run / "checkpoints" / "model.onnx").is_file() and b["export_trial_seconds"] > 0
     assert f"time budget {b['seconds']:.0f} s: {planned} of {planned} planned epochs" in stdout
     assert "time budget (epoch 0 done)" in (run / "app.log").read_text()  # each re-plan is logged
+
+
+def test_a_finished_budgeted_run_resumed_stays_finished(runs):
+    """metrics.json records the max_epochs the run was given (the cap), not the epochs its budget fitted:
+    the one rule of run_folder.finished_run holds for a budgeted run too."""
+    run, _ = runs["budgeted"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["finished"] is True and metrics["max_epochs"] == CAP > metrics["epochs"]
+    _, stdout = train(run.parent, run.name, f"schedule.minutes={runs['minutes']}", "ckpt_path=auto")
+    assert f"{run}: this run already finished ({metrics['epochs']} epochs)" in stdout
+    assert json.loads((run / "metrics.json").read_text()) == metrics  # untouched
 
 
 def test_plan_is_saved_in_the_checkpoint(runs):

@@ -21,7 +21,10 @@ from yolov7_lightning.models.official_keys import key_map
 @pytest.mark.parametrize("override,key", [("schedule.epochs=abc", "schedule.epochs"), ("optim.lr0=fast", "optim.lr0"),
                                           ("trainer.max_epochs=x", "trainer.max_epochs"),
                                           ("assigner.lead.topk=1.5", "assigner.lead.topk"),
-                                          ("loss.box=no", "loss.box"), ("optim.nesterov=maybe", "optim.nesterov")])
+                                          ("loss.box=no", "loss.box"), ("optim.nesterov=maybe", "optim.nesterov"),
+                                          # the command's own keys are typed too (config.py TrainConfig)
+                                          ("overwrite=maybe", "overwrite"), ("save_period=often", "save_period"),
+                                          ("export.enabled=perhaps", "export.enabled")])
 def test_wrong_type_fails_at_composition(tmp_path, override, key):
     code, _, err = run_cli(train_cli.main, override, f"hydra.run.dir={tmp_path}", f"data.source.root={tmp_path / 'd'}")
     assert code == 1

@@ -28,8 +28,8 @@ TINY = ["data.source.num_train=8", "data.source.num_val=4", "data.source.image_s
 
 def module_and_data(tmp_path, *overrides):
     cfg = compose("train", [f"data.source.root={tmp_path / 'shapes'}", *TINY, *overrides])
-    datamodule, module, _, _ = build(cfg, tmp_path / "run")
-    return datamodule, module
+    built = build(cfg, tmp_path / "run")
+    return built.datamodule, built.module
 
 
 def fit_one_step(datamodule, module, fp16: bool, tmp_path, steps: int = 1) -> None:

@@ -25,8 +25,8 @@ COMMANDS = {
 GROUPS = {
     "train": {"assigner": "[lead_only]", "model": "[yolov7-tiny]", "scaling": "[none]", "data": "[shapes]",
               "augment": "[quick]", "loss": "[yolov7_tiny]", "optim": "[sgd_quick]", "schedule": "[quick]",
-              "trainer": "[cpu]", "evaluation": "[coco]", "logger": "[csv]", "experiment": "[none]",
-              "hparams_search": "[none]"},
+              "trainer": "[cpu]", "evaluation": "[coco]", "logger": "[csv]", "callbacks": "[default]",
+              "experiment": "[none]", "hparams_search": "[none]"},
     "eval": {"data": "[shapes]", "evaluation": "[coco]", "trainer": "[cpu]"},
     "data": {"data": "[shapes]"},
     "info": {"assigner": "[lead_only]", "model": "[yolov7]", "scaling": "[none]"},

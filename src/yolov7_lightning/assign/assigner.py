@@ -3,7 +3,9 @@
 
 The model and the strategy must agree (``check_heads``): the specs are checked when they are built
 (``training.specs.module_specs``) and the config derives ``model.aux_head`` from the strategy, so a
-run records what it ran; an assigner called on heads its strategy does not label stops there too.
+run records what it ran. An assigner is checked once against the heads it assigns: when it is given
+their geometry (:meth:`Assigner.with_geometry`), or, for a geometry that does not say whether there
+is an aux head (``HeadGeometry.from_anchors``), at its first call.
 """
 
 from __future__ import annotations
@@ -66,12 +68,19 @@ class Assigner:
             if not isinstance(rule, HeadRule):
                 setattr(self, name, HeadRule(**rule))
         self.geometry: HeadGeometry | None = None  # not a field: no schema key, no hyper-parameter
+        self.aux_head: bool | None = None  # the heads it assigns, checked against the strategy (None: not yet)
+
+    def _check_heads(self, aux_head: bool | None) -> None:
+        if aux_head is not None:
+            check_heads(self.strategy, aux_head)  # heads this strategy does not label: stops
+            self.aux_head = aux_head
 
     def with_geometry(self, geometry: HeadGeometry) -> Assigner:
         """This assigner on ``geometry`` (a copy when it has none yet; an error when it has another)."""
         if self.geometry is None:
             bound = replace(self)
             bound.geometry = geometry
+            bound._check_heads(geometry.aux_head)
             return bound
         if self.geometry != geometry:
             raise ValueError(f"the assigner decodes with {self.geometry!r}, the loss with {geometry!r}: "
@@ -98,9 +107,9 @@ class Assigner:
     @torch.no_grad()
     def __call__(self, outputs: HeadOutputs, targets: torch.Tensor) -> AssignResult:
         """``targets [N, 6]`` (image, class, cx, cy, w, h) in input pixels."""
+        if self.aux_head is None:  # a geometry that does not say: the first heads assigned are checked
+            self._check_heads(outputs.aux is not None)
         row = STRATEGIES[self.strategy]
-        if (outputs.aux is None) != (row.aux_labels is None) and not row.aux_optional:
-            check_heads(self.strategy, outputs.aux is not None)  # heads this strategy does not label: stops
         if self.geometry is None:
             raise ValueError("the assigner has no head geometry: assigner.with_geometry(model.detect.geometry), "
                              "or give the assigner to YOLOv7Loss(num_classes, model.detect.geometry, assigner)")

@@ -28,8 +28,7 @@ def options_from_config(cfg: DictConfig) -> ExportOptions:
         tuple(f.strip() for f in str(formats).split(",") if f.strip())
     size = cfg.image_size
     size = tuple(OmegaConf.to_container(size)) if isinstance(size, ListConfig) else size
-    tol = cfg.get("tolerances") or {}
-    half_tol = cfg.get("tolerances_half") or {}
+    tol, half_tol = cfg.tolerances, cfg.tolerances_half  # export/check.py's values (config.register_configs)
     return ExportOptions(formats=formats, image_size=size, batch=int(cfg.batch), dynamic_batch=bool(cfg.dynamic_batch),
                          dynamic_size=bool(cfg.dynamic_size), opset=int(cfg.opset), nms=bool(cfg.nms),
                          conf_thres=float(cfg.conf_thres), iou_thres=float(cfg.iou_thres), max_det=int(cfg.max_det),

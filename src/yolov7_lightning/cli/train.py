@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..atomic import atomic_write_json
@@ -31,13 +31,12 @@ from ..models.autoanchor import apply_anchor_config, index_wh
 from ..models.checkpoint_reader import load_weights, read_checkpoint
 from ..models.summary import summarize
 from ..specs import to_spec
-from ..training.budget import TimeBudget
-from ..training.callbacks import DeployExport, LogRunInfo, ValidationVisuals, YOLOv7EMA
-from ..training.callbacks.records import EpochRecords
+from ..training.callbacks import DeployExport
+from ..training.callbacks.build import build_callbacks
 from ..training.callbacks.timing import TimeBreakdown
 from ..training.checkpoint_io import AtomicCheckpointIO
 from ..training.cluster import link_submitit_logs, resolve_ckpt_path
-from ..training.ddp import ReplicaConsistency, end_job
+from ..training.ddp import end_job
 from ..training.evaluation import evaluate
 from ..training.module import YOLOv7Module
 from ..training.precision import cpu_precision_reason, describe_cpu_precision, keep_resumed_precision
@@ -49,14 +48,6 @@ from .app import hydra_app
 from .output import require_writable
 
 log = logging.getLogger(__name__)
-
-
-class PeriodicCheckpoint(ModelCheckpoint):
-    """``save_period``: a checkpoint every N epochs, kept (its own state key next to ``last``)."""
-
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(kind="save_period", every_n_epochs=self._every_n_epochs)
 
 
 def plain(cfg) -> dict:
@@ -86,8 +77,33 @@ def _short(names) -> str:
     return str(names[:10])[:-1] + (", ...]" if len(names) > 10 else "]")
 
 
-def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
-    """(datamodule, module, trainer, model summary) from a composed ``train`` config."""
+@dataclass
+class Built:
+    """What :func:`build` makes of a ``train`` config: the data, the module and the trainer, and what
+    the run reports about its start (``metrics.json``'s ``model``, ``autoanchor``, ``cpu_precision``)."""
+
+    datamodule: Any
+    module: YOLOv7Module
+    trainer: L.Trainer
+    summary: dict  # params and GFLOPs at the variant's nominal size (the paper's tables)
+    autoanchor: dict | None  # the anchors fitted to the training boxes (None: kept, or a resumed run)
+    cpu_precision: dict | None  # CPU runs: the precision and why
+
+    def start_metrics(self) -> dict:
+        return {"model": self.summary, "autoanchor": self.autoanchor, "cpu_precision": self.cpu_precision}
+
+
+def cpu_precision_choice(cfg: DictConfig) -> dict | None:
+    """CPU runs: which precision and why (bf16 where the CPU has it), logged; None on other accelerators."""
+    if cfg.trainer.accelerator != "cpu":
+        return None
+    auto = OmegaConf.is_interpolation(cfg.trainer, "precision")
+    log.info(describe_cpu_precision(str(cfg.trainer.precision), auto))
+    return {"precision": str(cfg.trainer.precision), "reason": cpu_precision_reason(str(cfg.trainer.precision), auto)}
+
+
+def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None) -> Built:
+    """The data, module and trainer of a composed ``train`` config (:class:`Built`)."""
     arch = get_arch(cfg.model.variant)
     model_cfg = to_spec(ModelConfig, cfg.model, "model")  # the network's spec + the fine-tuning options
     # before any data work: a key no spec has (+optim.foo=1) or heads the assigner does not label stop here
@@ -96,12 +112,11 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
     require_writable(out_dir, out_dir / "checkpoints")
     if ckpt_path:  # the resolved ckpt_path (run()); a bad file fails here, in one line, before the data is read
         resumed = read_checkpoint(ckpt_path, kinds=("training",), purpose="ckpt_path (resume)")
-        if cfg.trainer.get("accelerator") == "cpu" and OmegaConf.is_interpolation(cfg.trainer, "precision"):
+        if cfg.trainer.accelerator == "cpu" and OmegaConf.is_interpolation(cfg.trainer, "precision"):
             keep_resumed_precision((resumed.raw.get("yolov7") or {}).get("precision"))
     weights = read_checkpoint(model_cfg.weights, kinds=("training", "official", "state_dict"),
                               purpose="model.weights") if model_cfg.weights else None
-    arch_stride = max(arch.strides)
-    datamodule = instantiate(cfg.data, augment=cfg.augment, stride=arch_stride, seed=cfg.seed)
+    datamodule = instantiate(cfg.data, augment=cfg.augment, stride=max(arch.strides), seed=cfg.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")  # train and val read now: a class list that differs between them stops here
     num_classes = len(datamodule.names)
@@ -120,52 +135,17 @@ def build(cfg: DictConfig, out_dir: Path, ckpt_path: str | None = None):
                           channels_last=cfg.channels_last, compile=cfg.compile, freeze=plain_or_value(cfg.freeze))
     if weights is not None:
         load_weights(module.model, weights, allow_partial=model_cfg.weights_partial)
-    module.anchor_fit = fit_anchors(cfg, module, datamodule, resuming=bool(ckpt_path))
+    autoanchor = fit_anchors(cfg, module, datamodule, resuming=bool(ckpt_path))
     summary = summarize(module.model)  # params and GFLOPs at the variant's nominal size (the paper's tables)
-    ckpt_dir = out_dir / "checkpoints"
-    callbacks = [  # best by fitness; last after every epoch (Lightning's save_last follows the top-k saves only)
-        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/fitness", mode="max", save_top_k=1,
-                        auto_insert_metric_name=False, enable_version_counter=False),
-        ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False),
-    ]
-    if cfg.save_period > 0:  # official save_period: also keep epoch_NNN.ckpt every N epochs
-        callbacks.append(PeriodicCheckpoint(dirpath=ckpt_dir, filename="epoch_{epoch:03d}", monitor=None, save_top_k=-1,
-                                            every_n_epochs=int(cfg.save_period), auto_insert_metric_name=False,
-                                            enable_version_counter=False))
-    callbacks.append(EpochRecords(callbacks[0], str(ckpt_dir / "last.ckpt")))  # best and last, for metrics.json
-    if cfg.time_breakdown is True or (cfg.time_breakdown == "auto" and cfg.trainer.get("accelerator") == "cpu"):
-        callbacks.append(TimeBreakdown())  # metrics.json: time (data, forward, loss, backward, step, validation)
-    callbacks.append(StopSignal())  # SIGTERM / SIGINT: a non-zero status and how to resume (run())
-    callbacks.append(ReplicaConsistency(ckpt_dir))  # DDP only; before the EMA, which swaps its weights in at the end
-    if cfg.ema:
-        callbacks.append(YOLOv7EMA())
-    if cfg.export.enabled:
-        # a failed self-check is logged and recorded in export_report.json; it does not discard the run
-        callbacks.append(DeployExport(formats=list(cfg.export.formats), nms=cfg.export.nms, on_best=cfg.export.on_best,
-                                      strict=False))
-    if specs.schedule.minutes:  # after the export, whose time it reserves (measured once) and measures at the end
-        export_cb = next((c for c in callbacks if isinstance(c, DeployExport)), None)
-        callbacks.append(TimeBudget(specs.schedule.minutes, end_trial=export_cb.trial_seconds if export_cb else None,
-                                    end_passes=int(bool(cfg.test_after_fit))))
-    if cfg.early_stop_patience:
-        callbacks.append(EarlyStopping(monitor="val/fitness", mode="max", patience=cfg.early_stop_patience))
-    if cfg.get("visuals") and cfg.visuals.enabled:  # boxes, lead/aux objectness maps, per-class AP, to every logger
-        callbacks.append(ValidationVisuals(every_n_epochs=cfg.visuals.every_n_epochs, num_images=cfg.visuals.num_images))
+    precision = cpu_precision_choice(cfg)
+    # the resolved config (+ the precision's reason) and the model's params/GFLOPs, to every logger (run_info)
+    run_config = {**plain(cfg), **({"cpu_precision": precision} if precision is not None else {})}
+    # ~callbacks: only those every run has (a group that may be removed, as logger)
+    callbacks = build_callbacks(cfg.get("callbacks"), out_dir / "checkpoints", {"config": run_config, "summary": summary})
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    module.precision_choice = None
-    if cfg.trainer.get("accelerator") == "cpu":  # which precision and why (bf16 where the CPU has it): logged, recorded
-        auto = OmegaConf.is_interpolation(cfg.trainer, "precision")
-        module.precision_choice = {"precision": str(cfg.trainer.precision),
-                                   "reason": cpu_precision_reason(str(cfg.trainer.precision), auto)}
-        log.info(describe_cpu_precision(str(cfg.trainer.precision), auto))
-    if logger:  # the resolved config (+ the precision's reason) and the model's params/GFLOPs, to every logger
-        run_config = plain(cfg)
-        if module.precision_choice is not None:
-            run_config["cpu_precision"] = module.precision_choice
-        callbacks.append(LogRunInfo(config=run_config, summary=summary))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()],
                           default_root_dir=str(out_dir))
-    return datamodule, module, trainer, summary
+    return Built(datamodule, module, trainer, summary, autoanchor, precision)
 
 
 def final_lines(metrics: dict, out_dir: Path, exported: bool) -> list[str]:
@@ -196,7 +176,8 @@ def train(cfg: DictConfig) -> dict:
                   "its stored results stand")
             print("\n".join(final_lines(stored, out_dir, cfg.export.enabled)))
         return stored
-    datamodule, module, trainer, model_summary = build(cfg, out_dir, ckpt_path)
+    built = build(cfg, out_dir, ckpt_path)
+    datamodule, module, trainer = built.datamodule, built.module, built.trainer
     if trainer.is_global_zero:
         link_submitit_logs(out_dir)  # submitit launchers: the job's logs, from its folder
     start = time.perf_counter()
@@ -212,10 +193,9 @@ def train(cfg: DictConfig) -> dict:
     seconds = time.perf_counter() - start
     metrics = {
         **run_metrics(trainer), "train_seconds": round(seconds, 1), "nonfinite_skipped": module.nonfinite_total,
-        "seed": cfg.seed, "overrides": list(hydra_cfg.overrides.task), "model": model_summary,
-        "autoanchor": getattr(module, "anchor_fit", None),
-        "finished": True, "max_epochs": trainer.max_epochs,  # what a resumed run compares (run_folder.finished_run)
-        "cpu_precision": getattr(module, "precision_choice", None),  # CPU runs: the precision and why
+        "seed": cfg.seed, "overrides": list(hydra_cfg.overrides.task), **built.start_metrics(),
+        # what a resumed run compares (run_folder.finished_run): the max_epochs it was given
+        "finished": True, "max_epochs": int(cfg.trainer.max_epochs),
         "time": next((c.record() for c in trainer.callbacks if isinstance(c, TimeBreakdown)), None),
     }
     if cfg.test_after_fit:
@@ -223,9 +203,10 @@ def train(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         atomic_write_json(metrics, out_dir / "metrics.json", indent=2)
         publish_summary(trainer, metrics)  # the W&B summary: the same numbers
-        *score, outputs = final_lines(metrics, out_dir, cfg.export.enabled)
+        export = next((c for c in trainer.callbacks if isinstance(c, DeployExport)), None)
+        *score, outputs = final_lines(metrics, out_dir, export is not None)
         print("\n".join(score))
-        report = next((c.report for c in trainer.callbacks if isinstance(c, DeployExport)), None)
+        report = export.report if export is not None else None
         if report is not None and not report["passed"]:
             print(f"WARNING: the deploy export failed its self-check: {out_dir / 'checkpoints' / 'export_report.json'}")
         print(outputs)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, SequentialSampler
 
 from ..errors import ConfigError
 from .collate import collate
-from .config import AugmentConfig
+from .config import AugmentConfig, DataConfig
 from .dataset import DetectionDataset
 from .image_io import ImageCache
 from .image_weights import class_counts, epoch_image_weights
@@ -58,7 +58,9 @@ def check_loader_settings(img_size, batch_size: int, val_batch_size: int | None,
 
 
 class YoloDataModule(L.LightningDataModule):
-    """Data for YOLOv7 training and evaluation.
+    """Data for YOLOv7 training and evaluation. The defaults are the ``data`` group's
+    (:class:`.config.DataConfig`); ``seed`` and ``stride`` are given by the commands (the run's
+    ``seed``, the network's max stride).
 
     Args:
         source: :class:`config.SourceConfig` (or dict): shapes | coco | yolo and where.
@@ -79,11 +81,13 @@ class YoloDataModule(L.LightningDataModule):
     and :meth:`image_weights_for` (the last validation's per-class mAPs).
     """
 
-    def __init__(self, source=None, augment=None, img_size=640, batch_size: int = 16,
-                 val_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False,
-                 persistent_workers: bool = False, seed: int = 0, shuffle: bool = True, cache_gb: float = 0.0,
-                 rect_val: bool = True, stride: int = 32, rect_pad: float = 0.5, transfer_uint8: bool = False,
-                 single_cls: bool = False, rect: bool = False, image_weights: bool = False) -> None:
+    def __init__(self, source=None, augment=None, img_size=DataConfig.img_size, batch_size: int = DataConfig.batch_size,
+                 val_batch_size: int | None = DataConfig.val_batch_size, num_workers: int = DataConfig.num_workers,
+                 pin_memory: bool = DataConfig.pin_memory, persistent_workers: bool = DataConfig.persistent_workers,
+                 seed: int = 0, shuffle: bool = DataConfig.shuffle, cache_gb: float = DataConfig.cache_gb,
+                 rect_val: bool = DataConfig.rect_val, stride: int = 32, rect_pad: float = DataConfig.rect_pad,
+                 transfer_uint8: bool = DataConfig.transfer_uint8, single_cls: bool = DataConfig.single_cls,
+                 rect: bool = DataConfig.rect, image_weights: bool = DataConfig.image_weights) -> None:
         super().__init__()
         check_loader_settings(img_size=img_size, batch_size=batch_size, val_batch_size=val_batch_size,
                               num_workers=num_workers, stride=stride)

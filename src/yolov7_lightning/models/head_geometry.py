@@ -39,7 +39,8 @@ def cell_wh(sig: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
 class _AnchorTable:
     """Anchors without a network (tests, benchmarks): the attributes the geometry reads off a head."""
 
-    def __init__(self, anchors: torch.Tensor, strides: Sequence[int]):
+    def __init__(self, anchors: torch.Tensor, strides: Sequence[int], aux_head: bool | None = None):
+        self.aux_head = aux_head
         self.strides = tuple(int(s) for s in strides)
         self.anchors = anchors
         stride = torch.tensor(self.strides, dtype=anchors.dtype, device=anchors.device).view(-1, 1, 1)
@@ -56,9 +57,10 @@ class HeadGeometry:
         self.source = source
 
     @classmethod
-    def from_anchors(cls, anchors: torch.Tensor, strides: Sequence[int]) -> HeadGeometry:
-        """A geometry without a network: ``anchors [L, A, 2]`` in grid units of their level."""
-        return cls(_AnchorTable(anchors, strides))
+    def from_anchors(cls, anchors: torch.Tensor, strides: Sequence[int], aux_head: bool | None = None) -> HeadGeometry:
+        """A geometry without a network: ``anchors [L, A, 2]`` in grid units of their level;
+        ``aux_head``: whether the heads it decodes include the aux head (None: not said)."""
+        return cls(_AnchorTable(anchors, strides, aux_head))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, HeadGeometry) and other.source is self.source
@@ -68,6 +70,14 @@ class HeadGeometry:
 
     def __repr__(self) -> str:
         return f"HeadGeometry(strides={self.strides}, anchors={self.nl}x{self.na})"
+
+    @property
+    def aux_head(self) -> bool | None:
+        """Whether the head has the auxiliary head (``IAuxDetect``'s ``m2``); None: a geometry without a
+        network that was not told (:meth:`from_anchors`)."""
+        if isinstance(self.source, _AnchorTable):
+            return self.source.aux_head
+        return getattr(self.source, "m2", None) is not None
 
     @property
     def strides(self) -> tuple[int, ...]:

@@ -30,6 +30,8 @@ from typing import Any, Callable
 
 import lightning as L
 
+from .callbacks.export import DeployExport
+
 log = logging.getLogger(__name__)
 
 __all__ = ["OVERSHOOT_FRACTION", "TimeBudget", "allowed_overshoot", "plan_epochs", "scaled_close_mosaic"]
@@ -82,8 +84,10 @@ class BudgetPlan:
 class TimeBudget(L.Callback):
     """Fits the run to ``minutes`` (see the module docstring). The reserve each plan keeps for the end
     of the run: ``end_trial`` (a function of the LightningModule returning the seconds of one trial
-    of what the end runs, the deploy export: run once, after the first epoch, on rank 0) plus
-    ``end_passes`` validation passes (a test pass after fit) at their measured mean."""
+    of what the end runs: run once, after the first epoch, on rank 0; default: the trial export of
+    the trainer's :class:`~.callbacks.export.DeployExport`, when it has one) plus ``end_passes``
+    validation passes (a test pass after fit) at their measured mean. Put it after the export
+    callback, whose time at the end of fit it measures."""
 
     def __init__(self, minutes: float, end_trial: Callable[[L.LightningModule], float] | None = None,
                  end_passes: int = 0):
@@ -91,6 +95,7 @@ class TimeBudget(L.Callback):
             raise ValueError(f"schedule.minutes={minutes}: a time budget must be positive")
         self.budget = 60.0 * float(minutes)
         self.end_trial, self.end_passes = end_trial, int(end_passes)
+        self._end_trial = end_trial  # end_trial, or the one found at setup
         self.trial_seconds: float | None = None  # the measured trial of the end (export)
         self.epoch_seconds: list[float] = []   # every finished epoch (training, validation, checkpoints)
         self.val_seconds: list[float] = []     # every validation pass of the training
@@ -123,6 +128,9 @@ class TimeBudget(L.Callback):
             self._segment_start = time.perf_counter()
             self._trainer, self._module = trainer, pl_module
             self.cap = self._cap(pl_module)
+            if self.end_trial is None:  # the deploy export at the end of fit, if the trainer runs one
+                export = next((c for c in getattr(trainer, "callbacks", []) if isinstance(c, DeployExport)), None)
+                self._end_trial = export.trial_seconds if export is not None else None
 
     # ---- applying a plan ----------------------------------------------------------------------------
     @staticmethod
@@ -177,8 +185,8 @@ class TimeBudget(L.Callback):
     def _replan(self, trainer: L.Trainer, pl_module: L.LightningModule, done: int, reason: str) -> None:
         decision = None
         if trainer.is_global_zero:
-            if self.end_trial is not None and self.trial_seconds is None:
-                self.trial_seconds = self.end_trial(pl_module)
+            if self._end_trial is not None and self.trial_seconds is None:
+                self.trial_seconds = self._end_trial(pl_module)
                 log.info("time budget: the export at the end takes about %.1f s (measured once)", self.trial_seconds)
             elapsed, per_epoch, reserve = self.elapsed(), self.mean_epoch(), self.end_reserve()
             epochs = plan_epochs(self.budget, elapsed, done, per_epoch, reserve, self._cap(pl_module), self.plan.epochs)

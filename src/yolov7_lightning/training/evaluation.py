@@ -5,8 +5,9 @@
   edited in place.
 - :class:`EvalResult`: one validation or test pass: the scalars (the 12 COCO numbers, image and
   detection counts, fitness), the per-class tables, the text summary, the speed, and the evaluator
-  holding the pass's detections (COCO results JSON, ``save_txt``). The module keeps the result of its
-  last pass as ``YOLOv7Module.eval_result``; :func:`evaluate` runs a pass and returns it.
+  holding the pass's detections (COCO results JSON, ``save_txt``). The module hands each finished
+  pass's result to the trainer's callbacks that take it (:func:`hand_out`: their
+  ``on_eval_result(trainer, pl_module, result)``); :func:`evaluate` runs a pass and returns it.
 - :class:`EvalPass`: what one pass accumulates (the evaluator, the clocks).
 """
 
@@ -30,7 +31,7 @@ from ..models.checkpoint_upgrades import upgrade_evaluation
 if TYPE_CHECKING:
     from .module import YOLOv7Module
 
-__all__ = ["EvalPass", "EvalResult", "EvalSettings", "EvalSpeed", "evaluate", "fitness"]
+__all__ = ["EvalPass", "EvalResult", "EvalSettings", "EvalSpeed", "evaluate", "fitness", "hand_out"]
 
 
 def fitness(metrics: Mapping[str, float]) -> float:
@@ -168,9 +169,33 @@ class EvalPass:
                                        EvalSpeed(self.inference, self.nms, self.images), self.evaluator)
 
 
+def hand_out(trainer: L.Trainer, pl_module: L.LightningModule, result: EvalResult) -> None:
+    """Give a finished pass's ``result`` to every callback of ``trainer`` that takes one: its
+    ``on_eval_result(trainer, pl_module, result)`` (the epoch records, the validation pictures)."""
+    for callback in trainer.callbacks:
+        hook = getattr(callback, "on_eval_result", None)
+        if callable(hook):
+            hook(trainer, pl_module, result)
+
+
+class _KeepResult(L.Callback):
+    """The result of the pass :func:`evaluate` runs."""
+
+    def __init__(self) -> None:
+        self.result: EvalResult | None = None
+
+    def on_eval_result(self, trainer: L.Trainer, pl_module: L.LightningModule, result: EvalResult) -> None:
+        self.result = result
+
+
 def evaluate(trainer: L.Trainer, module: YOLOv7Module, datamodule: L.LightningDataModule, split: str = "val",
-             verbose: bool = False) -> EvalResult:
+             verbose: bool = False) -> EvalResult | None:
     """One validation (``split="val"``) or test pass of ``module`` (with the settings it was given)
-    on ``datamodule``; returns its :class:`EvalResult`."""
-    (trainer.validate if split == "val" else trainer.test)(module, datamodule=datamodule, verbose=verbose)
-    return module.eval_result
+    on ``datamodule``; returns its :class:`EvalResult` (None when the pass had no batch)."""
+    keep = _KeepResult()
+    trainer.callbacks.append(keep)
+    try:
+        (trainer.validate if split == "val" else trainer.test)(module, datamodule=datamodule, verbose=verbose)
+    finally:
+        trainer.callbacks = [c for c in trainer.callbacks if c is not keep]
+    return keep.result

@@ -8,7 +8,8 @@ momentum and accumulation, an optimizer step when ``iteration % accumulate == 0`
 multiplied by the world size under DDP, and the per-epoch LR schedule (set from the epoch number
 at each epoch start, which keeps a resumed run exact). Each epoch's data (order, image weights,
 close-mosaic) is set on the data side (:class:`~yolov7_lightning.data.epoch_data.TrainEpochData`).
-Every validation / test pass leaves its :class:`~.evaluation.EvalResult` in ``eval_result``.
+Every validation / test pass hands its :class:`~.evaluation.EvalResult` to the trainer's callbacks
+(:func:`~.evaluation.hand_out`); :func:`~.evaluation.evaluate` returns it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from ..eval.tta import predict_augmented
 from ..loss import LossSpec, YOLOv7Loss
 from ..models import ModelSpec, build_model
 from ..models.checkpoint_upgrades import FORMAT, FORMAT_KEY, upgrade
-from .evaluation import EvalPass, EvalResult, EvalSettings, fitness  # noqa: F401  (fitness: re-exported)
+from .evaluation import EvalPass, EvalResult, EvalSettings, fitness, hand_out  # noqa: F401  (fitness: re-exported)
 from .freeze import apply_freeze, freeze_batchnorm
 from .optim import LRLambda, OptimSpec, ScheduleSpec, WarmUp, accumulation, build_optimizer
 from .precision import compile_backend, fp32_outputs, no_autocast, to_memory_format
@@ -94,7 +95,6 @@ class YOLOv7Module(L.LightningModule):
         self.nonfinite_total = 0
         self._diverged: str | None = None  # why the run stops at the next epoch start (or its end)
         self._gradients_pending = False  # a backward pass since the last optimizer step
-        self.eval_result: EvalResult | None = None  # the last validation / test pass (evaluate() returns it)
         self._eval_pass: EvalPass | None = None
         self.class_maps: list[float] | None = None  # per-class mAP@.5:.95 of the last validation (image weights)
         self.close_mosaic: int | None = None  # closing epochs fitted by a time budget (None: augment.close_mosaic)
@@ -323,9 +323,9 @@ class YOLOv7Module(L.LightningModule):
     def _end_eval(self, split: str) -> EvalResult:
         result, self._eval_pass = self._eval_pass.finish(), None
         self.log_dict({f"{split}/{k}": float(v) for k, v in result.scalars.items()}, sync_dist=False)
-        self.eval_result = result
         if split == "val":  # image weights: absent classes take the overall mAP
             self.class_maps = result.class_maps()
+        hand_out(self.trainer, self, result)  # the epoch records, the validation pictures, evaluate()
         return result
 
     def on_validation_epoch_start(self) -> None:

@@ -9,8 +9,10 @@ there, and never replaces the results of another run.
 * :class:`ClaimBeforeHydraWrites`: a Hydra callback that claims the folder of a single run before
   Hydra writes ``.hydra/`` into it, so a refused run leaves the earlier run's ``.hydra/`` as it was
   (multirun jobs are claimed by ``run()`` itself, in their own sub-folders).
-* :func:`finished_run`: the stored ``metrics.json`` of a folder whose run already trained the
-  planned epochs (a finished run resumed stays finished instead of training again).
+* :func:`finished_run`: the stored ``metrics.json`` of a folder whose run already finished with at
+  least the epochs now asked for (a finished run resumed stays finished instead of training again).
+  A run's ``metrics.json`` holds ``finished: true`` and ``max_epochs``, the ``trainer.max_epochs`` it
+  was given (an early stop or a time budget ends it before, by its own rule).
 
 DDP ranks other than 0 (``RANK``, ``LOCAL_RANK``, ``NODE_RANK`` or ``SLURM_PROCID`` non-zero) run in
 the folder rank 0 claimed and do none of this.
@@ -134,9 +136,9 @@ def claim(folder: str | os.PathLike, ckpt_path: str | None, overwrite: bool) -> 
 
 
 def finished_run(folder: str | os.PathLike, max_epochs: int) -> dict[str, Any] | None:
-    """The stored metrics of the run in ``folder`` when it finished with at least ``max_epochs``
-    planned (or trained; an early stop ends a run before its last epoch), or a budgeted run that
-    finished its fitted plan, else None."""
+    """The stored metrics of the run in ``folder`` when it finished given at least ``max_epochs``
+    (a ``metrics.json`` written before the ``finished`` marker: trained at least ``max_epochs``),
+    else None."""
     path = Path(folder) / METRICS
     if not path.is_file() or not (Path(folder) / "checkpoints" / "last.ckpt").is_file():
         return None
@@ -147,8 +149,6 @@ def finished_run(folder: str | os.PathLike, max_epochs: int) -> dict[str, Any] |
         return None
     if not isinstance(stored, dict):
         return None
-    if stored.get("finished") is True and stored.get("budget"):
-        return stored  # a time budget fitted the epochs below the cap: its plan was run to the end
     planned = stored.get("max_epochs") if stored.get("finished") is True else None
     done = planned if isinstance(planned, int) else stored.get("epochs")
     return stored if isinstance(done, int) and done >= max_epochs else None
@@ -160,7 +160,7 @@ class ClaimBeforeHydraWrites(Callback):
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
         try:
-            acquire(config.hydra.run.dir, config.get("ckpt_path"), bool(config.get("overwrite", False)))
+            acquire(config.hydra.run.dir, config.ckpt_path, config.overwrite)
         except RunFolderError as e:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise

@@ -83,3 +83,29 @@ def test_legacy_checkpoint_config_records_what_ran():
     old = {"strategy": "coarse_to_fine", "lead": {"offset": 0.5, "topk": 20}, "lead_only": {"offset": 0.5, "topk": 10}}
     assert upgrade_legacy_config(old, aux_head=False) == {"strategy": "lead_only", "lead": {"offset": 0.5, "topk": 10}}
     assert upgrade_legacy_config(old, aux_head=True)["strategy"] == "coarse_to_fine"
+
+
+def test_the_heads_are_checked_once_when_the_assigner_is_bound():
+    """A network's geometry says whether it has the aux head: the assigner is checked when it is bound
+    to it, before any call; a geometry without a network that does not say is checked at the first call."""
+    from yolov7_lightning.models.head_geometry import HeadGeometry
+
+    tiny, w6 = build_model("yolov7-tiny", num_classes=3), build_model("yolov7-w6", num_classes=3)
+    assert (tiny.detect.geometry.aux_head, w6.detect.geometry.aux_head) == (False, True)
+    with pytest.raises(ValueError, match="'coarse_to_fine' needs the auxiliary head"):
+        Assigner(strategy="coarse_to_fine").with_geometry(tiny.detect.geometry)  # no call needed
+    with pytest.raises(ValueError, match="'lead_only' assigns the lead head only"):
+        Assigner(strategy="lead_only").with_geometry(w6.detect.geometry)
+    assert Assigner(strategy="coarse_to_fine").with_geometry(w6.detect.geometry).aux_head is True
+    bare = HeadGeometry.from_anchors(tiny.detect.geometry.anchors, tiny.detect.geometry.strides)
+    told = HeadGeometry.from_anchors(tiny.detect.geometry.anchors, tiny.detect.geometry.strides, aux_head=False)
+    with pytest.raises(ValueError, match="needs the auxiliary head"):
+        Assigner(strategy="independent").with_geometry(told)
+    unsaid = Assigner(strategy="independent").with_geometry(bare)
+    assert unsaid.aux_head is None
+    heads = tiny.forward_heads(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="needs the auxiliary head"):
+        unsaid(heads, torch.tensor([[0, 1, 32.0, 32.0, 20.0, 20.0]]))
+    lead = Assigner(strategy="lead_only").with_geometry(bare)
+    lead(heads, torch.tensor([[0, 1, 32.0, 32.0, 20.0, 20.0]]))
+    assert lead.aux_head is False  # checked at its first call, not again

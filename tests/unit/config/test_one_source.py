@@ -4,6 +4,11 @@ the presets of ``eval/nms.py`` (``${nms:<preset>.<field>}``)."""
 
 from __future__ import annotations
 
+import ast
+import inspect
+import re
+import textwrap
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,7 @@ ALLOWED: dict[tuple[str, str], str] = {}
 
 
 # command configs typed by a schema in the ConfigStore (not a group)
-COMMAND_SCHEMAS = {"data_tool.yaml": "data_tool_schema"}
+COMMAND_SCHEMAS = {"data_tool.yaml": "data_tool_schema", "train.yaml": "train_schema"}
 
 
 def schema_defaults(group: str) -> DictConfig | None:
@@ -146,3 +151,96 @@ def test_data_has_no_key_the_commands_override(hydra_ctx):
     assert "seed" not in cfg.data and "stride" not in cfg.data  # the run's seed, the network's stride
     with pytest.raises(ConfigCompositionException):
         compose("train", overrides=["data.stride=64"])  # was silently replaced by the network's stride
+
+
+def literal_defaults(func, schema) -> list[str]:
+    """Parameters of ``func`` that are fields of ``schema`` (a dataclass) and whose default is written
+    as a value in the source instead of the schema's (``DataConfig.batch_size``)."""
+    names = {f.name for f in fields(schema)}
+    tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    args = tree.body[0].args
+    positional = args.args[len(args.args) - len(args.defaults):]
+    pairs = [*zip(positional, args.defaults), *((a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d)]
+    return [a.arg for a, d in pairs if a.arg in names and isinstance(d, ast.Constant) and d.value is not None]
+
+
+def test_the_objects_a_group_builds_take_its_defaults():
+    from yolov7_lightning.config import ExportConfig, VisualsConfig
+    from yolov7_lightning.data import YoloDataModule
+    from yolov7_lightning.data.config import DataConfig
+    from yolov7_lightning.training.callbacks import DeployExport, ValidationVisuals
+
+    for func, schema in ((YoloDataModule.__init__, DataConfig), (ValidationVisuals.__init__, VisualsConfig),
+                         (DeployExport.__init__, ExportConfig)):
+        assert not literal_defaults(func, schema), f"{func.__qualname__} restates {schema.__name__}: " \
+            f"{literal_defaults(func, schema)} (write {schema.__name__}.<field>)"
+    assert YoloDataModule(img_size=64).batch_size == DataConfig.batch_size
+    assert DeployExport().options.formats == tuple(ExportConfig().formats)
+
+
+def test_the_check_catches_a_literal_default():
+    from yolov7_lightning.data.config import DataConfig
+
+    def restating(self, img_size=640, batch_size: int = DataConfig.batch_size, seed: int = 0, *, rect: bool = False):
+        pass
+
+    assert literal_defaults(restating, DataConfig) == ["img_size", "rect"]
+
+
+def test_callback_entries_do_not_restate_their_callbacks_defaults(hydra_ctx):
+    """conf/callbacks/*.yaml: an option written as a value differs from the callback's own default
+    (interpolations follow the command's keys)."""
+    from hydra.utils import get_class
+
+    found = []
+    for path in sorted((CONF / "callbacks").glob("*.yaml")):
+        for name, entry in OmegaConf.load(path).items():
+            if not isinstance(entry, DictConfig):
+                continue
+            params = inspect.signature(get_class(entry._target_).__init__).parameters
+            for key in entry:
+                node = entry._get_node(key)
+                if key in params and not OmegaConf.is_interpolation(entry, key) and not OmegaConf.is_missing(entry, key) \
+                        and params[key].default is not inspect.Parameter.empty and node._value() == params[key].default:
+                    found.append(f"{path.name}:{name}.{key}")
+    assert not found, "these options restate the callback's default (delete them): " + ", ".join(found)
+
+
+def test_export_tolerances_come_from_the_code(hydra_ctx):
+    from hydra import compose
+
+    from yolov7_lightning.export.check import FP16_TOLERANCES, Tolerances
+
+    keys = set(Tolerances().as_dict())
+    for path in sorted(CONF.rglob("*.yaml")):
+        written = [f"{where}" for where, _ in nms_keys_named(OmegaConf.load(path), str(path.relative_to(CONF)), keys)]
+        assert not written, f"tolerances written in a config (they are export/check.py's): {written}"
+    cfg = compose("export", overrides=["ckpt=x"])
+    assert dict(cfg.tolerances) == Tolerances().as_dict() and dict(cfg.tolerances_half) == FP16_TOLERANCES.as_dict()
+
+
+def nms_keys_named(node: Any, where: str, names: set[str]) -> list[tuple[str, Any]]:
+    found = []
+    if isinstance(node, DictConfig):
+        for key in node.keys():
+            value = node._get_node(key)
+            if key in names:
+                found.append((f"{where}.{key}", value._value()))
+            found += nms_keys_named(value, f"{where}.{key}", names)
+    return found
+
+
+def test_the_train_command_reads_its_keys_plainly(hydra_ctx):
+    """Every key the train command and its run folder read is in a schema (``TrainConfig``, the groups'),
+    so none is re-defaulted with ``.get(key, default)``; ``logger`` and ``callbacks`` are optional groups."""
+    from hydra import compose
+
+    from yolov7_lightning.config import TrainConfig
+
+    cfg = compose("train")
+    assert cfg.overwrite is False and cfg.ckpt_path is None and {f.name for f in fields(TrainConfig)} <= set(cfg)
+    src = Path(__file__).parents[3] / "src" / "yolov7_lightning"
+    for name in ("cli/train.py", "training/run_folder.py"):
+        text = (src / name).read_text()
+        reads = re.findall(r"(?:cfg|config)(?:\.\w+)*\.get\(\s*\"(\w+)\"", text)
+        assert set(reads) <= {"logger", "callbacks"}, f"{name} re-defaults {reads}"

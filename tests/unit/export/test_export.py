@@ -172,6 +172,9 @@ def test_cli_fails_with_nonzero_exit(tiny, tmp_path):
     from hydra import compose, initialize_config_dir
 
     from yolov7_lightning.cli.export import run
+    from yolov7_lightning.config import register_configs
+
+    register_configs()  # the schemas and the tolerances of export/check.py, as every command registers them
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("export", [f"ckpt={ckpt}", f"out_dir={tmp_path}", "format=[deploy,onnx]", "nms=true"])
     assert run(cfg)["passed"]

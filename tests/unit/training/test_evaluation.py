@@ -71,16 +71,28 @@ def setup(tmp_path_factory):
     return dm, module
 
 
-def trainer() -> L.Trainer:
+class Listener(L.Callback):
+    """A callback that takes the results the module hands out."""
+
+    def __init__(self):
+        self.results = []
+
+    def on_eval_result(self, trainer, pl_module, result):
+        self.results.append(result)
+
+
+def trainer(*callbacks: L.Callback) -> L.Trainer:
     return L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                     enable_model_summary=False)
+                     enable_model_summary=False, callbacks=list(callbacks))
 
 
 def test_a_validation_pass_returns_the_numbers_of_the_same_evaluation_by_hand(setup):
     dm, module = setup
-    assert module.eval_result is None and module.class_maps is None  # typed, initialised
-    result = evaluate(trainer(), module, dm, "val")
-    assert result is module.eval_result and result.split == "val"
+    assert module.class_maps is None and not hasattr(module, "eval_result")  # results are handed out, not kept
+    listener = Listener()
+    result = evaluate(runner := trainer(listener), module, dm, "val")
+    assert len(listener.results) == 1 and listener.results[0] is result and result.split == "val"
+    assert runner.callbacks.count(listener) == 1 and not any(type(c).__name__ == "_KeepResult" for c in runner.callbacks)
     evaluator = make_evaluator("pycocotools", index=dm.dataset("val").index)
     model = module.model.eval()
     with torch.no_grad():

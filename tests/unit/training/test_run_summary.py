@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from yolov7_lightning.training.callbacks.records import EpochRecords
-from yolov7_lightning.training.evaluation import EvalResult
+from yolov7_lightning.training.evaluation import EvalResult, hand_out
 from yolov7_lightning.training.run_summary import (REPORTED, final_line, objective, reported, result_metrics,
                                                    run_metrics, wandb_summary)
 
@@ -23,7 +23,6 @@ class Scripted(L.LightningModule):
     def __init__(self):
         super().__init__()
         self.w = torch.nn.Parameter(torch.ones(1))
-        self.eval_result = None
 
     def training_step(self, batch, batch_idx):
         return (self.w * batch[0]).sum()
@@ -33,9 +32,9 @@ class Scripted(L.LightningModule):
 
     def on_validation_epoch_end(self):
         m = MAPS[self.current_epoch]
-        self.eval_result = EvalResult.from_metrics("val", {"map": m, "map50": m + 0.2, "num_images": 2,
-                                                           "per_class": {"a": m}})
-        self.log("val/fitness", self.eval_result.fitness)
+        result = EvalResult.from_metrics("val", {"map": m, "map50": m + 0.2, "num_images": 2, "per_class": {"a": m}})
+        self.log("val/fitness", result.fitness)
+        hand_out(self.trainer, self, result)  # as YOLOv7Module does at the end of each pass
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.0)

@@ -16,6 +16,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from ...config import ExportConfig
 from ...export import ExportOptions, Tolerances, export, load_source, save_deploy, source_from_model
 from ...eval.nms import PREDICT
 from ...export.check import empty_checks
@@ -24,18 +25,20 @@ log = logging.getLogger(__name__)
 
 
 class DeployExport(Callback):
-    """Args: ``formats`` (of ``deploy``, ``onnx``, ``torchscript``), ``nms`` (end-to-end ONNX graph),
+    """Args (defaults: ``yolov7-train``'s ``export`` keys, ``config.ExportConfig``): ``formats`` (of
+    ``deploy``, ``onnx``, ``torchscript``), ``nms`` (end-to-end ONNX graph),
     ``dynamic_batch``, ``opset``, ``on_best`` (also write ``best_deploy.pt`` when the best checkpoint
     changes), ``strict`` (raise when a self-check fails; else log an error), ``dirpath`` (default: the
     ModelCheckpoint folder, else ``<default_root_dir>/checkpoints``), ``image_size`` (default: the
     module's ``image_size``)."""
 
-    def __init__(self, formats: tuple[str, ...] | list[str] = ("deploy", "onnx"), nms: bool = False,
-                 dynamic_batch: bool = True, opset: int = 17, on_best: bool = False, strict: bool = True,
+    def __init__(self, formats: tuple[str, ...] | list[str] | None = None, nms: bool = ExportConfig.nms,
+                 dynamic_batch: bool = True, opset: int = 17, on_best: bool = ExportConfig.on_best, strict: bool = True,
                  dirpath: str | None = None, image_size: int | None = None,
                  conf_thres: float = PREDICT.conf_thres, iou_thres: float = PREDICT.iou_thres,
                  max_det: int = PREDICT.max_det, box_px_tol: float = Tolerances.box_px,
                  score_tol: float = Tolerances.score, box_rel_tol: float = Tolerances.box_rel):
+        formats = ExportConfig().formats if formats is None else formats  # yolov7-train's export.formats
         self.options = ExportOptions(formats=tuple(formats), nms=nms, dynamic_batch=dynamic_batch, opset=opset,
                                      conf_thres=conf_thres, iou_thres=iou_thres, max_det=max_det,
                                      tolerances=Tolerances(box_px_tol, box_rel_tol, score_tol))

@@ -1,9 +1,10 @@
 """The records of the epochs a run keeps: the best (the one the best-checkpoint callback holds) and the
 last validated, each with every number of its validation (:func:`~..run_summary.epoch_record`).
 
-Runs before the ModelCheckpoint callbacks (Lightning puts them last): at a validation end it records the
-epoch as ``last``; when the best checkpoint's score changes (its callback updates it just before it
-writes ``best.ckpt``, which saves this callback's state too) that epoch becomes ``best``. The records
+Given each validation's result (``on_eval_result``: the module hands it out at the end of the pass,
+before the ModelCheckpoint callbacks save) it records the epoch as ``last``; when the best
+checkpoint's score changes (its callback updates it just before it writes ``best.ckpt``, which
+saves this callback's state too) that epoch becomes ``best``. The records
 are saved in every checkpoint, so a resumed run keeps its best.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from ..evaluation import EvalResult
 from ..run_summary import epoch_record
 
 log = logging.getLogger(__name__)
@@ -37,9 +39,8 @@ class EpochRecords(Callback):
             log.info("the checkpoint resumed has no record of its best epoch: metrics.json's best starts with the next "
                      "best epoch")
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        result = getattr(pl_module, "eval_result", None)
-        if trainer.sanity_checking or result is None:
+    def on_eval_result(self, trainer: L.Trainer, pl_module: L.LightningModule, result: EvalResult) -> None:
+        if trainer.sanity_checking or result.split != "val":
             return
         self.last = epoch_record(trainer.current_epoch, result.scalars, self.last_path, result.per_class)
 

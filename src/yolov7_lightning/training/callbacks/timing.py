@@ -32,7 +32,13 @@ PARTS = ("data", "forward", "loss", "backward", "step", "validation", "other")
 
 
 class TimeBreakdown(Callback):
-    def __init__(self) -> None:
+    """``mode``: ``"auto"`` (on CPU; off on CUDA, where each mark would wait for the device) or ``True``."""
+
+    def __init__(self, mode: bool | str = "auto") -> None:
+        if mode not in ("auto", True):
+            raise ValueError(f"time_breakdown: auto, true or false, got {mode!r}")
+        self.mode = mode
+        self.active = True
         self.seconds = dict.fromkeys(PARTS, 0.0)
         self._mark: float | None = None
         self._fit_start: float | None = None
@@ -47,6 +53,8 @@ class TimeBreakdown(Callback):
 
     def _lap(self, part: str) -> None:
         """The time since the last mark goes to ``part``; a new mark starts."""
+        if not self.active:
+            return
         now = self._now()
         if self._mark is not None:
             self.seconds[part] += now - self._mark
@@ -54,6 +62,9 @@ class TimeBreakdown(Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._cuda = pl_module.device.type == "cuda"
+        self.active = not (self._cuda and self.mode == "auto")
+        if not self.active:
+            return
         self._fit_start = self._now()
         model = getattr(pl_module, "model", pl_module)
         self._hooks = [model.register_forward_pre_hook(self._forward_pre),
@@ -68,7 +79,7 @@ class TimeBreakdown(Callback):
             self._lap("forward")
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._mark = self._now()
+        self._mark = self._now() if self.active else None
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         self._lap("data")
@@ -87,7 +98,7 @@ class TimeBreakdown(Callback):
         self._mark = None  # to the next epoch's start: checkpoints and epoch-end callbacks are "other"
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._val_start = None if trainer.sanity_checking else self._now()
+        self._val_start = None if trainer.sanity_checking or not self.active else self._now()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._val_start is not None:
@@ -99,14 +110,18 @@ class TimeBreakdown(Callback):
         for h in self._hooks:
             h.remove()
         self._hooks = []
+        if not self.active:
+            return
         if self._fit_start is not None:
             total = self._now() - self._fit_start
             self.seconds["other"] = max(0.0, total - sum(v for k, v in self.seconds.items() if k != "other"))
         if trainer.is_global_zero:
             log.info("time: %s", summary_line(self.seconds))
 
-    def record(self) -> dict[str, float]:
-        """``metrics.json: time``: seconds per part and their total."""
+    def record(self) -> dict[str, float] | None:
+        """``metrics.json: time``: seconds per part and their total (None when off: ``auto`` on CUDA)."""
+        if not self.active:
+            return None
         out = {f"{k}_s": round(v, 2) for k, v in self.seconds.items()}
         out["total_s"] = round(sum(self.seconds.values()), 2)
         return out

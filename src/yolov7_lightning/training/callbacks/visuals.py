@@ -29,6 +29,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from PIL import Image, ImageDraw, ImageFont
 
 from ...atomic import atomic_open, atomic_write
+from ...config import VisualsConfig
 from ...errors import ConfigError
 from ...boxes import xywh_to_xyxy
 from ...eval.detector import TorchDetector
@@ -119,20 +120,22 @@ def objectness_figure(image: np.ndarray, lead: list[np.ndarray], aux: list[np.nd
 class ValidationVisuals(L.Callback):
     """Pictures of the validation every ``every_n_epochs`` epochs and at the last epoch (rank 0).
 
-    Args:
+    Args (defaults: ``yolov7-train``'s ``visuals`` keys, ``config.VisualsConfig``):
         every_n_epochs: how often (in epochs; validation must run that epoch).
         num_images: images taken from the first validation batch (fewer if the batch is smaller).
         conf_thres, iou_thres, max_det: NMS of the drawn predictions (default: the prediction
             preset, :data:`~yolov7_lightning.eval.nms.PREDICT`, not the test protocol's conf 0.001).
     """
 
-    def __init__(self, every_n_epochs: int = 5, num_images: int = 4, conf_thres: float = PREDICT.conf_thres,
+    def __init__(self, every_n_epochs: int = VisualsConfig.every_n_epochs, num_images: int = VisualsConfig.num_images,
+                 conf_thres: float = PREDICT.conf_thres,
                  iou_thres: float = PREDICT.iou_thres, max_det: int = PREDICT.max_det):
         if every_n_epochs < 1 or num_images < 1:
             raise ConfigError(f"every_n_epochs and num_images must be >= 1, got {every_n_epochs}, {num_images}")
         self.every_n_epochs, self.num_images = int(every_n_epochs), int(num_images)
         self.conf_thres, self.iou_thres, self.max_det = conf_thres, iou_thres, max_det
         self.snapshot: Snapshot | None = None
+        self.result: EvalResult | None = None  # the validation pass whose pictures are taken (its per-class AP)
         self.written: list[Path] = []  # PNG/CSV files written so far (for the file output)
 
     # ---- when -------------------------------------------------------------------------------------
@@ -144,7 +147,11 @@ class ValidationVisuals(L.Callback):
         return epoch % self.every_n_epochs == 0 or last
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.snapshot = None
+        self.snapshot, self.result = None, None
+
+    def on_eval_result(self, trainer: L.Trainer, pl_module: L.LightningModule, result: EvalResult) -> None:
+        if result.split == "val":
+            self.result = result
 
     @torch.no_grad()
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
@@ -176,11 +183,11 @@ class ValidationVisuals(L.Callback):
 
     # ---- where ------------------------------------------------------------------------------------
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        snap, self.snapshot = self.snapshot, None
+        (snap, self.snapshot), (result, self.result) = (self.snapshot, None), (self.result, None)
         if snap is None:
             return
         names = [str(n) for n in (pl_module.hparams.get("names") or [])]
-        rows = per_class_rows(pl_module.eval_result)
+        rows = per_class_rows(result)
         picture_loggers = 0
         for logger in trainer.loggers:
             try:
