@@ -15,11 +15,12 @@ from yolov7_lightning.training.budget import TimeBudget
 from yolov7_lightning.training.callbacks import DeployExport, LogRunInfo, PeriodicCheckpoint, ValidationVisuals, YOLOv7EMA
 from yolov7_lightning.training.callbacks.build import build_callbacks
 from yolov7_lightning.training.callbacks.records import EpochRecords
+from yolov7_lightning.training.callbacks.timing import TimeBreakdown
 from yolov7_lightning.training.ddp import ReplicaConsistency
 from yolov7_lightning.training.signals import StopSignal
 
 EVERY_RUN = [ModelCheckpoint, ModelCheckpoint, EpochRecords, StopSignal, ReplicaConsistency]
-OFF = ["ema=false", "export.enabled=false", "visuals.enabled=false"]  # the default switches that are on, off
+OFF = ["time_breakdown=false", "ema=false", "export.enabled=false", "visuals.enabled=false"]  # the default switches that are on, off
 
 
 def built(tmp_path, *overrides):
@@ -33,7 +34,8 @@ def kinds(callbacks):
 
 def test_the_default_run_has_its_callbacks_in_order(hydra_ctx, tmp_path):
     callbacks = built(tmp_path)
-    assert kinds(callbacks) == [*EVERY_RUN, YOLOv7EMA, DeployExport, ValidationVisuals, LogRunInfo]
+    assert kinds(callbacks) == [*EVERY_RUN, TimeBreakdown, YOLOv7EMA, DeployExport, ValidationVisuals, LogRunInfo]
+    assert callbacks[len(EVERY_RUN)].mode == "auto"
     best, last, records = callbacks[:3]
     assert (best.monitor, best.mode, best.filename, last.monitor, last.filename) == (
         "val/fitness", "max", "best", None, "last")
@@ -59,7 +61,7 @@ def test_switches_enable_each_entry(hydra_ctx, tmp_path):
 def test_entries_are_left_out_or_added_from_the_command_line(hydra_ctx, tmp_path):
     callbacks = built(tmp_path, "callbacks.ema=null", "callbacks.visuals=null",
                       "+callbacks.lr={_target_: lightning.pytorch.callbacks.LearningRateMonitor, logging_interval: step}")
-    assert kinds(callbacks) == [*EVERY_RUN, DeployExport, LogRunInfo, LearningRateMonitor]
+    assert kinds(callbacks) == [*EVERY_RUN, TimeBreakdown, DeployExport, LogRunInfo, LearningRateMonitor]
     assert callbacks[-1].logging_interval == "step"
 
 
