@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 
 from yolov7_lightning.cli.data import run as data_run
 from yolov7_lightning.cli.paths import CONFIG_DIR
+from yolov7_lightning.config import register_configs
 from yolov7_lightning.data import YoloDataModule, register_data_configs
 
 
@@ -98,7 +99,7 @@ def test_uint8_transfer_converts_after_transfer(cfg):
 
 
 def test_data_cli_generates_and_converts(cfg, tmp_path, capsys):
-    register_data_configs()
+    register_configs()  # as the command does (hydra_app): data_tool.yaml selects the project's hydra/help
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         c = compose(config_name="data_tool", overrides=[f"out={tmp_path}", "source.num_train=3", "source.num_val=2"])
         folder = data_run(c)
