@@ -27,11 +27,11 @@ SCRIPT = r"""
 import json, sys
 before = set(sys.modules)
 import dataclasses
-from omegaconf import OmegaConf
+from yolov7_lightning.config import ExportConfig
 from yolov7_lightning.export import export, source_from_model
 from yolov7_lightning.models import build_model
 from yolov7_lightning.training.callbacks import DeployExport
-formats = OmegaConf.load("conf/train.yaml").export.formats  # the default run's formats
+formats = ExportConfig().formats  # the default run's formats
 cb = DeployExport(formats=list(formats))
 model = build_model("yolov7-tiny", num_classes=2).eval()
 report = export(source_from_model(model, image_size=64), sys.argv[1], dataclasses.replace(cb.options, image_size=64),
