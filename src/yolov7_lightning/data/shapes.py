@@ -28,6 +28,7 @@ import numpy as np
 
 from ..atomic import atomic_folder
 from ..errors import ConfigError
+from .config import SourceConfig
 
 CLASSES = ("circle", "square", "triangle", "star", "cross")
 HUES = (0, 30, 60, 105, 150)  # OpenCV hue (0-180) centre per class: red, yellow, green, blue, magenta
@@ -47,20 +48,20 @@ def default_cache_dir() -> Path:
 class ShapesSpec:
     """What to generate; every field enters the cache key."""
 
-    num_train: int = 2000
-    num_val: int = 200
-    image_size: int = 320
-    seed: int = 0
-    min_size: int = 8
-    max_objects: int = 8
+    num_train: int = SourceConfig.num_train  # the defaults of the data group's source (data/config.py)
+    num_val: int = SourceConfig.num_val
+    image_size: int = SourceConfig.image_size
+    seed: int = SourceConfig.seed
+    min_size: int = SourceConfig.min_size
+    max_objects: int = SourceConfig.max_objects
     empty_fraction: float = 0.05
-    max_size: float = 0.0  # largest object side in px; 0: half the image
-    num_classes: int = 5   # the first N classes of CLASSES (1: circles only, one class)
+    max_size: float = SourceConfig.max_size  # largest object side in px; 0: half the image
+    num_classes: int = SourceConfig.shape_classes  # the first N classes of CLASSES (1: circles only, one class)
 
     def key(self) -> str:
         fields = asdict(self)
-        for name, default in (("max_size", 0.0), ("num_classes", 5)):  # keep the folders of older specs
-            if fields[name] == default:
+        for name in ("max_size", "num_classes"):  # at their defaults, keep the folders of older specs
+            if fields[name] == getattr(ShapesSpec, name):
                 fields.pop(name)
         text = json.dumps({**fields, "version": VERSION}, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
