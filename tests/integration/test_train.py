@@ -102,6 +102,8 @@ def test_compiled_forward_trains_the_same_model(straight):
     b = torch.load(compiled / "checkpoints" / "last.ckpt", weights_only=True)
     assert b["hyper_parameters"]["compile"] == "aot_eager" and b["global_step"] == a["global_step"] > 0
     assert "compiled training forward: 1 graph(s) captured, 0 graph break(s)" in (compiled / "app.log").read_text()
+    t = json.loads((compiled / "metrics.json").read_text())["time"]  # no hooks in the graph: forward and loss as one
+    assert t["loss_s"] is None and t["forward_s"] > 0 and t["backward_s"] > 0
     for key in ("state_dict", "current_model_state"):
         assert list(a[key]) == list(b[key])  # no "_orig_mod." prefixes: the plain model is what is saved
         diffs = {k: (a[key][k].float() - b[key][k].float()).abs().max().item() for k in a[key]}

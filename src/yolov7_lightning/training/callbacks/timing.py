@@ -5,8 +5,10 @@ The parts are the wall time between the hooks that bound them, on rank 0:
 
 - ``data``: from the end of one training batch (or the start of the epoch) to the forward pass of the
   next (the wait for the data loader, the transfer to the device, multi-scale resizing);
-- ``forward``: the network's forward pass (hooks on ``pl_module.model``);
-- ``loss``: from the end of the forward pass to the backward pass (assignment and loss);
+- ``forward``: the network's forward pass (hooks on ``pl_module.model``; with ``compile``, whose graph
+  the hooks would break, the forward pass and the loss together);
+- ``loss``: from the end of the forward pass to the backward pass (assignment and loss; null with
+  ``compile``);
 - ``backward``: the backward pass;
 - ``step``: from the end of the backward pass to the end of the batch (optimizer step, EMA, logging);
 - ``validation``: validation passes with their evaluation (sanity check excluded);
@@ -45,6 +47,7 @@ class TimeBreakdown(Callback):
         self._cuda = False
         self._hooks: list = []
         self._val_start: float | None = None
+        self._split = True  # forward and loss timed apart (hooks on the network)
 
     def _now(self) -> float:
         if self._cuda:
@@ -66,9 +69,13 @@ class TimeBreakdown(Callback):
         if not self.active:
             return
         self._fit_start = self._now()
-        model = getattr(pl_module, "model", pl_module)
-        self._hooks = [model.register_forward_pre_hook(self._forward_pre),
-                       model.register_forward_hook(self._forward_post)]
+        # hooks on a network that torch.compile captures would break its graph: a compiled run times the
+        # forward pass and the loss as one part (forward_s; loss_s is null)
+        self._split = not getattr(pl_module, "hparams", {}).get("compile")
+        if self._split:
+            model = getattr(pl_module, "model", pl_module)
+            self._hooks = [model.register_forward_pre_hook(self._forward_pre),
+                           model.register_forward_hook(self._forward_post)]
 
     def _forward_pre(self, module: torch.nn.Module, args: Any) -> None:
         if module.training and self._mark is not None:
@@ -85,7 +92,7 @@ class TimeBreakdown(Callback):
         self._lap("data")
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
-        self._lap("loss")
+        self._lap("loss" if self._split else "forward")
 
     def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._lap("backward")
@@ -116,13 +123,15 @@ class TimeBreakdown(Callback):
             total = self._now() - self._fit_start
             self.seconds["other"] = max(0.0, total - sum(v for k, v in self.seconds.items() if k != "other"))
         if trainer.is_global_zero:
-            log.info("time: %s", summary_line(self.seconds))
+            log.info("time: %s", summary_line({k: v for k, v in self.seconds.items() if self._split or k != "loss"}))
 
     def record(self) -> dict[str, float] | None:
         """``metrics.json: time``: seconds per part and their total (None when off: ``auto`` on CUDA)."""
         if not self.active:
             return None
         out = {f"{k}_s": round(v, 2) for k, v in self.seconds.items()}
+        if not self._split:
+            out["loss_s"] = None  # in forward_s
         out["total_s"] = round(sum(self.seconds.values()), 2)
         return out
 
