@@ -57,6 +57,13 @@ class Dump(L.Callback):
         with open(f"{self.folder}/rank{trainer.global_rank}.json", "w") as f:
             json.dump(record, f)
 
+    def teardown(self, trainer, pl_module, stage):
+        # close the process group before the spawned rank exits: a gloo group left to the interpreter's
+        # exit can abort the rank ("terminate called without an active exception", SIGABRT)
+        if torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
 
 def test_every_rank_follows_rank_0(tmp_path):
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=50, logger=False,
