@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import types
 
+import pytest
 import torch
 
+from yolov7_lightning.errors import ConfigError
 from yolov7_lightning.training.callbacks import timing
 from yolov7_lightning.training.callbacks.timing import TimeBreakdown
 
@@ -56,3 +58,8 @@ def test_each_interval_goes_to_its_part(monkeypatch):
     assert s["backward"] == 2 * 4.0 and s["step"] == 2 * 0.75 and s["validation"] == 5.0
     assert s["other"] == 1.0 + 1.5
     assert cb.record()["total_s"] == clock.t
+
+
+def test_a_mode_other_than_auto_or_true_is_a_config_error():
+    with pytest.raises(ConfigError, match="time_breakdown: auto, true or false, got 'yes'"):
+        TimeBreakdown("yes")

@@ -28,6 +28,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from ...errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 PARTS = ("data", "forward", "loss", "backward", "step", "validation", "other")
@@ -38,7 +40,7 @@ class TimeBreakdown(Callback):
 
     def __init__(self, mode: bool | str = "auto") -> None:
         if mode not in ("auto", True):
-            raise ValueError(f"time_breakdown: auto, true or false, got {mode!r}")
+            raise ConfigError(f"time_breakdown: auto, true or false, got {mode!r}")
         self.mode = mode
         self.active = True
         self.seconds = dict.fromkeys(PARTS, 0.0)
