@@ -27,7 +27,7 @@ from pathlib import Path
 
 RECIPES = {  # the overrides of each recipe (on top of data=shapes_small)
     "small": ["experiment=recipe_small"],
-    "quick": [],  # the main job's recipe: augment/optim/schedule quick
+    "quick": ["model=yolov7-tiny", "augment=quick", "optim=sgd_quick", "schedule=quick"],  # recipe=quick's groups
     "custom": ["experiment=recipe_custom"],
 }
 PARTS = ("data", "forward", "loss", "backward", "step", "validation", "other")

@@ -23,10 +23,10 @@ COMMANDS = {
 
 # the groups each command offers, with its default in brackets (conf/<command>.yaml's defaults list)
 GROUPS = {
-    "train": {"assigner": "[lead_only]", "model": "[yolov7-tiny]", "scaling": "[none]", "data": "[shapes]",
-              "augment": "[quick]", "loss": "[yolov7_tiny]", "optim": "[sgd_quick]", "schedule": "[quick]",
+    "train": {"assigner": "[lead_only]", "model": "[yolov7-tiny-half]", "scaling": "[none]", "data": "[shapes]",
+              "augment": "[none]", "loss": "[yolov7_tiny]", "optim": "[adamw_first]", "schedule": "[first]",
               "trainer": "[cpu]", "evaluation": "[coco]", "logger": "[csv]", "callbacks": "[default]",
-              "experiment": "[none]", "hparams_search": "[none]"},
+              "recipe": "[none]", "experiment": "[none]", "hparams_search": "[none]"},
     "eval": {"data": "[shapes]", "evaluation": "[coco]", "trainer": "[cpu]"},
     "data": {"data": "[shapes]"},
     "info": {"assigner": "[lead_only]", "model": "[yolov7]", "scaling": "[none]"},
