@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The main job: yolov7-tiny on the built-in shapes data, on the CPU (its time and mAP: docs/benchmarks.md).
+# The main job: yolov7-tiny at half width on the built-in shapes data, on the CPU (its time and mAP: docs/benchmarks.md).
 run: install
 	$(VENV)/bin/yolov7-train
 

@@ -1,7 +1,7 @@
 """Training-pipeline throughput in ONE process (= per DataLoader worker), images/s.
 
     python benchmarks/data_throughput.py [--n 150] [--root /tmp/yolov7-bench]
-    python benchmarks/data_throughput.py --size 192 --augment quick scratch_tiny   # the main job's pipeline
+    python benchmarks/data_throughput.py --size 192 --augment quick scratch_tiny   # the quick recipe's pipeline
 
 Compare with the images/s a training step consumes (``benchmarks/train_speed.py``: batch / s_per_step):
 the DataLoader keeps up while workers x images/s per worker exceeds it.

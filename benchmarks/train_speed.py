@@ -3,8 +3,9 @@
     python benchmarks/train_speed.py                     # yolov7-tiny, 320, batch 8, CPU: fp32 / bf16 x contiguous / channels-last
     python benchmarks/train_speed.py --compile           # also bf16 (CPU: where native) + channels-last + torch.compile
     python benchmarks/train_speed.py --device cuda --variants yolov7-tiny yolov7 --sizes 640 --batch 32 --compile
+    python benchmarks/train_speed.py --width 0.5 --optimizer adamw --sizes 160 --batch 8   # the main job's steps
 
-One JSON line per configuration (read by tools): ``variant``, ``size``, ``batch``, ``device``,
+One JSON line per configuration (read by tools): ``variant``, ``width``, ``optimizer``, ``size``, ``batch``, ``device``,
 ``precision`` (fp32 | bf16 | fp16: autocast dtype; the weights, loss and assigner stay fp32, as in
 training), ``channels_last``, ``compile``, ``s_per_step``, ``images_per_s``, ``achieved_gflops``
 (3 x forward GFLOPs per image x images/s: forward + backward), ``peak_gflops`` (the best of a large
@@ -94,11 +95,13 @@ class Config:
 class Runner:
     """One model + optimizer + loss for one configuration; ``step()`` runs and times one training step."""
 
-    def __init__(self, cfg: Config, variant: str, size: int, batch: int, device: str, backend: str = "inductor"):
+    def __init__(self, cfg: Config, variant: str, size: int, batch: int, device: str, backend: str = "inductor",
+                 width: float = 1.0, optimizer: str = "sgd"):
         self.cfg, self.device = cfg, device
         g = torch.Generator().manual_seed(0)
         torch.manual_seed(0)
-        model = build_model(variant, num_classes=80).to(device).train()
+        scaling = {"mode": "none"} if width == 1.0 else {"mode": "width", "width": width}
+        model = build_model(variant, num_classes=80, scaling=scaling).to(device).train()
         self.images = torch.rand(batch, 3, size, size, generator=g).to(device)
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -107,7 +110,7 @@ class Runner:
         self.forward = torch.compile(model, backend=backend) if cfg.compile else model
         self.targets = targets_for(batch, size, 80, g).to(device)
         self.loss_fn = YOLOv7Loss(80, model.detect.geometry, image_size=size)
-        self.opt = build_optimizer(model, batch_size=batch)
+        self.opt = build_optimizer(model, name=optimizer, batch_size=batch)
         self.scaler = torch.amp.GradScaler(device, enabled=cfg.precision == "fp16")
 
     def step(self, record: bool, split: bool = True) -> float:
@@ -158,11 +161,11 @@ def configurations(device: str, compile_too: bool, precisions: list[str] | None)
 
 
 def measure(variant: str, size: int, batch: int, device: str, configs: list[Config], peaks: dict,
-            warmup: int, iters: int) -> list[dict]:
+            warmup: int, iters: int, width: float = 1.0, optimizer: str = "sgd") -> list[dict]:
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    runners = [Runner(c, variant, size, batch, device) for c in configs]
+    runners = [Runner(c, variant, size, batch, device, width=width, optimizer=optimizer) for c in configs]
     for i in range(warmup + iters):  # the configurations take turns: a load change hits them all alike
         for r in runners:
             r.step(record=i >= warmup)
@@ -175,7 +178,7 @@ def measure(variant: str, size: int, batch: int, device: str, configs: list[Conf
         step = statistics.median(c.steps)
         achieved = 3 * fwd_gflops * batch / step
         peak = peaks[c.precision]["peak_gflops"]
-        rows.append({"variant": variant, "size": size, "batch": batch, "device": device, "precision": c.precision,
+        rows.append({"variant": variant, "width": width, "optimizer": optimizer, "size": size, "batch": batch, "device": device, "precision": c.precision,
                      "channels_last": c.channels_last, "compile": c.compile, "s_per_step": round(step, 4),
                      "images_per_s": round(batch / step, 2), "achieved_gflops": round(achieved, 1),
                      "peak_gflops": peak, "fraction_of_peak": round(achieved / peak, 3),
@@ -197,6 +200,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--width", type=float, default=1.0, help="width scaling of the network (the main job's: 0.5)")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam", "adamw"], help="the main job's: adamw")
     args = p.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device visible to torch")
@@ -209,7 +214,8 @@ def main() -> None:
     for variant in args.variants:
         for size in args.sizes:
             configs = [Config(c.precision, c.channels_last, c.compile) for c in template]
-            for row in measure(variant, size, args.batch, args.device, configs, peaks, args.warmup, args.iters):
+            for row in measure(variant, size, args.batch, args.device, configs, peaks, args.warmup, args.iters,
+                               width=args.width, optimizer=args.optimizer):
                 print(json.dumps(row), flush=True)
     print(json.dumps({"peak": list(peaks.values()), "threads": torch.get_num_threads(),
                       "torch": torch.__version__}), flush=True)

@@ -2,7 +2,7 @@
 ``metrics.json`` and the checkpoints into the Hydra run folder; return the reported epoch's fitness
 (for sweepers; ``training/run_summary.py``).
 
-    yolov7-train                                     # main job: yolov7-tiny on the shapes data, CPU
+    yolov7-train                                     # main job: yolov7-tiny at half width on the shapes data, CPU
     yolov7-train model=yolov7 data=coco data.source.root=/data/coco trainer=gpu schedule=scratch_p5
     yolov7-train ckpt_path=runs/train/<run>/checkpoints/last.ckpt        # resume
     yolov7-train hydra.run.dir=runs/train/<run> ckpt_path=auto            # resume when <run> has a last.ckpt
