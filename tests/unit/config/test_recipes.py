@@ -36,6 +36,6 @@ def test_recipe_small(hydra_ctx):
         16, 100, 8.0, 0)
     assert (cfg.augment.mosaic, cfg.augment.close_mosaic, cfg.augment.mixup, cfg.augment.scale) == (1.0, 25, 0.0, 0.5)
     assert cfg.data.single_cls and cfg.data.source.shape_classes == 5 and cfg.data.source.num_train == 56
-    quick = compose("train")  # the official and quick recipes are left as they were
+    quick = compose("train", overrides=["recipe=quick"])  # the official and quick recipes are left as they were
     assert (quick.optim.nominal_batch, quick.schedule.warmup_min_iters, quick.augment.mosaic) == (16, 50, 0.0)
     assert quick.schedule.minutes is None  # no time budget unless one is given
