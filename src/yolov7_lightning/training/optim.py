@@ -100,7 +100,7 @@ def build_optimizer(model: nn.Module, name: str = OptimSpec.name, lr0: float = O
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr0, momentum=momentum, nesterov=nesterov)
     cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-    # the fused kernel: the same update, one kernel for all tensors (5x faster than the loop on a CPU)
+    # the fused kernel: the same update in one kernel for all tensors, much faster than the per-tensor loop on a CPU
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
     return cls(groups, lr=lr0, betas=(momentum, 0.999), fused=fused or None)
 

@@ -37,6 +37,34 @@ def test_weight_decay_scaled_by_the_nominal_batch():
     assert accumulation(16, 1, 64) == 4 and accumulation(16, 8, 64) == 1 and accumulation(24, 1, 64) == 3
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_uses_the_fused_kernel_with_the_loop_update(name):
+    """Adam/AdamW on CPU tensors take torch's fused kernel; three steps match torch's per-tensor loop
+    (the reference implementation) on the same groups."""
+    torch.manual_seed(0)
+    model = build_model("yolov7-tiny", num_classes=3, scaling={"mode": "width", "width": 0.5})
+    reference = build_model("yolov7-tiny", num_classes=3, scaling={"mode": "width", "width": 0.5})
+    reference.load_state_dict(model.state_dict())
+    opt = build_optimizer(model, name=name, lr0=0.01, batch_size=8, nominal_batch=8)
+    assert all(g["fused"] is True for g in opt.param_groups)
+    ref_opt = build_optimizer(reference, name=name, lr0=0.01, batch_size=8, nominal_batch=8)
+    for g in ref_opt.param_groups:
+        g["fused"], g["foreach"] = None, False
+    assert [g["weight_decay"] for g in opt.param_groups] == [g["weight_decay"] for g in ref_opt.param_groups]
+    params, ref_params = list(model.parameters()), list(reference.parameters())
+    before = [p.detach().clone() for p in params]
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):  # the same gradients for both: the optimizers alone decide the difference
+        for p, q in zip(params, ref_params):
+            p.grad = torch.randn(p.shape, generator=g) * 1e-2
+            q.grad = p.grad.clone()
+        opt.step()
+        ref_opt.step()
+    assert all(not torch.equal(p, b) for p, b in zip(params, before))  # every tensor moved
+    for p, q in zip(params, ref_params):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
+
+
 def test_one_cycle_and_linear_schedules():
     cos = LRLambda("cosine", lrf=0.1, epochs=300)
     assert cos(0) == pytest.approx(1.0) and cos(300) == pytest.approx(0.1) and cos(150) == pytest.approx(0.55)
