@@ -65,7 +65,7 @@ def test_plain_state_dicts_as_weights_and_coco_entry_without_width(tmp_path):
     weights = tmp_path / "official_state_dict.pt"
     torch.save(official, weights)
     run = tmp_path / "run"
-    code, out, err = run_cli(train_cli.main, *coco_args(tmp_path), *TINY, f"model.weights={weights}",
+    code, out, err = run_cli(train_cli.main, *coco_args(tmp_path), *TINY, "model=yolov7-tiny", f"model.weights={weights}",
                              f"hydra.run.dir={run}")
     assert code == 0, out[-3000:] + err[-3000:]
     assert (f"{weights} (official YOLOv7 checkpoint): 335 tensors loaded, 9 shape-mismatched, 0 missing, "

@@ -20,7 +20,7 @@ from lightning.pytorch.plugins import MixedPrecision
 from yolov7_lightning.cli.train import build
 from yolov7_lightning.training.module import NonFiniteLossError
 
-TINY = ["data.source.num_train=8", "data.source.num_val=4", "data.source.image_size=64", "data.img_size=64",
+TINY = ["optim=sgd", "data.source.num_train=8", "data.source.num_val=4", "data.source.image_size=64", "data.img_size=64",
         "data.batch_size=4", "data.num_workers=0", "schedule.warmup_min_iters=0", "schedule.warmup_epochs=0",
         "optim.nominal_batch=4", "optim.weight_decay=0", "~logger", "export.enabled=false", "visuals.enabled=false",
         "ema=false", "anchors=keep", "trainer.precision=32-true"]

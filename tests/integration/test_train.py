@@ -14,8 +14,8 @@ import torch
 
 from yolov7_lightning.training.precision import ENV
 
-SMALL = [
-    "data.source.num_train=24", "data.source.num_val=8", "data.source.image_size=128", "data.img_size=128",
+SMALL = [  # the quick recipe (yolov7-tiny, SGD), made small
+    "recipe=quick", "data.source.num_train=24", "data.source.num_val=8", "data.source.image_size=128", "data.img_size=128",
     "data.batch_size=8", "data.num_workers=0", "schedule.warmup_min_iters=0", "schedule.warmup_epochs=0",
     "optim.nominal_batch=8", "trainer.log_every_n_steps=1",
 ]
@@ -213,7 +213,7 @@ def easy(straight):
     split = ["data.source.splits.{s}.images=images/train",
              "data.source.splits.{s}.annotations=annotations/instances_train.json"]
     out = tmp / "easy"
-    cmd = [sys.executable, "-m", "yolov7_lightning.cli.train", f"hydra.run.dir={out}", "data=coco",
+    cmd = [sys.executable, "-m", "yolov7_lightning.cli.train", f"hydra.run.dir={out}", "recipe=quick", "data=coco",
            f"data.source.root={root}", *[o.format(s=s) for s in ("train", "val") for o in split],
            "data.img_size=128", "data.batch_size=8", "data.num_workers=0", "data.persistent_workers=false",
            "data.pin_memory=false", "augment=none", "schedule.epochs=40", "schedule.warmup_epochs=0",

@@ -85,7 +85,7 @@ CASES = {
     "anchors_malformed": (train_cli, lambda p: ["anchors=[1,2,3]", *shapes(p)], ["anchors: expected auto, keep or a list of 3 levels of 6 numbers (w,h pairs in pixels), got [1, 2, 3]"]),
     "anchors_negative": (train_cli, lambda p: [ANCHORS_NEGATIVE, *shapes(p)],
                          ["anchors: every anchor side must be a positive number, got [[-10.0"]),
-    "freeze_too_many_layers": (train_cli, lambda p: ["freeze=999", *shapes(p)],
+    "freeze_too_many_layers": (train_cli, lambda p: ["freeze=999", "model=yolov7-tiny", *shapes(p)],
                                ["freeze: 999 layers asked, yolov7-tiny has "]),
     "freeze_misspelt_part": (train_cli, lambda p: ["freeze=[bakbone]", *shapes(p)],
                              ["freeze: 'bakbone' is not a module of yolov7-tiny"]),

@@ -118,7 +118,7 @@ class YOLOv7Module(L.LightningModule):
     def configure_optimizers(self):
         o = self.optim
         opt = build_optimizer(self.model, o.name, o.lr0, o.momentum, o.weight_decay, o.nesterov, self.hparams.batch_size,
-                              self._world(), o.nominal_batch)
+                              self._world(), o.nominal_batch, fused=not o.grad_clip)
         self.lr_lambda = LRLambda(self.schedule.kind, self.schedule.lrf, self.schedule.epochs)
         for group in opt.param_groups:
             group["initial_lr"] = group["lr"]

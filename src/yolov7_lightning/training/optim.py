@@ -87,9 +87,12 @@ def accumulation(batch_size: int, world_size: int, nominal_batch: int) -> int:
 def build_optimizer(model: nn.Module, name: str = OptimSpec.name, lr0: float = OptimSpec.lr0,
                     momentum: float = OptimSpec.momentum, weight_decay: float = OptimSpec.weight_decay,
                     nesterov: bool = OptimSpec.nesterov, batch_size: int = 16, world_size: int = 1,
-                    nominal_batch: int = OptimSpec.nominal_batch) -> torch.optim.Optimizer:
+                    nominal_batch: int = OptimSpec.nominal_batch, fused: bool = True) -> torch.optim.Optimizer:
     """SGD (nesterov) or Adam/AdamW over the three groups; weight decay scaled by the nominal batch:
-    ``wd * global_batch * accumulate / nbs``. Group 2 (biases) is the one warm-up treats specially."""
+    ``wd * global_batch * accumulate / nbs``. Group 2 (biases) is the one warm-up treats specially.
+    ``fused``: Adam/AdamW take torch's fused kernel where every tensor allows it (the same update in one
+    kernel, much faster than the per-tensor loop on a CPU); False for gradient clipping, which needs the
+    unscaled gradients a fused step under the grad scaler never exposes."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
     acc = accumulation(batch_size, world_size, nominal_batch)
@@ -100,8 +103,7 @@ def build_optimizer(model: nn.Module, name: str = OptimSpec.name, lr0: float = O
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr0, momentum=momentum, nesterov=nesterov)
     cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-    # the fused kernel: the same update in one kernel for all tensors, much faster than the per-tensor loop on a CPU
-    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
+    fused = fused and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
     return cls(groups, lr=lr0, betas=(momentum, 0.999), fused=fused or None)
 
 
