@@ -68,3 +68,17 @@ def test_skipped_steps_under_the_grad_scaler_stop_with_the_nonfinite_error(hydra
                        match=r"2 of the last 2 training steps had a non-finite loss \(optim.max_nonfinite=2\)"):
         fit_one_step(datamodule, module, True, tmp_path, steps=2)
     assert module.nonfinite_total == 2
+
+
+def test_adamw_with_gradient_clipping_under_the_grad_scaler(hydra_ctx, tmp_path):
+    """AdamW takes torch's fused kernel except under gradient clipping: Lightning clips the unscaled
+    gradients, which a fused step under the grad scaler never exposes (it refuses such an optimizer)."""
+    cfg = compose("train", [f"data.source.root={tmp_path / 'shapes'}", *TINY[1:], "optim=adamw", "optim.lr0=0.01",
+                            "optim.grad_clip=1.0"])
+    built = build(cfg, tmp_path / "run")
+    before = [p.detach().clone() for p in built.module.model.parameters()]
+    fit_one_step(built.datamodule, built.module, True, tmp_path / "fp16")
+    opt = built.module.trainer.optimizers[0]
+    assert type(opt).__name__ == "AdamW" and not any(g["fused"] for g in opt.param_groups)
+    moved = sum(not torch.equal(p, b) for p, b in zip(built.module.model.parameters(), before))
+    assert moved > len(before) // 2
