@@ -23,7 +23,7 @@ COMMANDS = {
 
 # the groups each command offers, with its default in brackets (conf/<command>.yaml's defaults list)
 GROUPS = {
-    "train": {"assigner": "[lead_only]", "model": "[yolov7-tiny-half]", "scaling": "[width]", "data": "[shapes]",
+    "train": {"assigner": "[lead_only]", "model": "[yolov7-tiny-half]", "scaling": "[width_half]", "data": "[shapes]",
               "augment": "[none]", "loss": "[yolov7_tiny]", "optim": "[adamw_first]", "schedule": "[first]",
               "trainer": "[cpu]", "evaluation": "[coco]", "logger": "[csv]", "callbacks": "[default]",
               "recipe": "[none]", "experiment": "[none]", "hparams_search": "[none]"},

@@ -39,3 +39,17 @@ def test_recipe_small(hydra_ctx):
     quick = compose("train", overrides=["recipe=quick"])  # the official and quick recipes are left as they were
     assert (quick.optim.nominal_batch, quick.schedule.warmup_min_iters, quick.augment.mosaic) == (16, 50, 0.0)
     assert quick.schedule.minutes is None  # no time budget unless one is given
+
+
+def test_the_main_jobs_half_width_yields_to_a_scaling_the_user_names(hydra_ctx):
+    """model=yolov7-tiny-half selects scaling=width_half; a scaling option on the command line replaces it
+    whole (its own width, not the main job's 0.5), and every other model gets no scaling."""
+    def scaling(*overrides):
+        s = compose("train", overrides=list(overrides)).scaling
+        return s.mode, s.width, s.depth
+    assert scaling() == ("width", 0.5, 1.0)
+    assert scaling("scaling=width") == ("width", 1.25, 1.0)
+    assert scaling("scaling=none") == ("none", 1.0, 1.0)
+    assert scaling("scaling=compound") == ("compound", 1.0, 1.5)
+    assert scaling("model=yolov7") == ("none", 1.0, 1.0)
+    assert scaling("recipe=quick") == ("none", 1.0, 1.0)
