@@ -29,6 +29,10 @@ RECIPES = {  # the overrides of each recipe (on top of data=shapes_small)
     "small": ["experiment=recipe_small"],
     "quick": ["model=yolov7-tiny", "augment=quick", "optim=sgd_quick", "schedule=quick"],  # recipe=quick's groups
     "custom": ["experiment=recipe_custom"],
+    # recipe_small's parts: SGD lr0 0.03 at batch 8 in place of its AdamW at batch 4, and its AdamW at
+    # batch 8 (half the optimizer steps per epoch)
+    "small_sgd_b8": ["experiment=recipe_small", "optim=sgd_small", "schedule.warmup_bias_lr=0.1", "data.batch_size=8"],
+    "small_adamw_b8": ["experiment=recipe_small", "data.batch_size=8", "optim.nominal_batch=8"],
 }
 PARTS = ("data", "forward", "loss", "backward", "step", "validation", "other")
 
@@ -80,7 +84,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=5.0, help="the time budget of every run")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    p.add_argument("--recipes", nargs="+", default=["small", "quick", "custom"], choices=list(RECIPES))
     p.add_argument("--max-epochs", type=int, default=100, help="schedule.epochs: the most epochs a budget may fit")
     p.add_argument("--threads", type=int, default=1, help="threads per run (the runs of a seed run side by side)")
     p.add_argument("--out", type=Path, default=Path("runs/recipe_study"))

@@ -30,7 +30,12 @@ def test_recipe_custom_is_the_official_custom_column(hydra_ctx):
 
 def test_recipe_small(hydra_ctx):
     cfg = compose("train", overrides=["experiment=recipe_small", "data=shapes_small"])
-    assert (cfg.optim.name, cfg.optim.lr0, cfg.optim.nominal_batch, cfg.data.batch_size) == ("sgd", 0.03, 8, 8)
+    # AdamW lr0 0.006, a step every batch of 4, the bias lr ramping from 0 (0.1 is the official start, for SGD)
+    assert (cfg.optim.name, cfg.optim.lr0, cfg.optim.nominal_batch, cfg.data.batch_size) == ("adamw", 0.006, 4, 4)
+    assert cfg.schedule.warmup_bias_lr == 0.0
+    # the user's own batch size wins over the recipe's
+    mine = compose("train", overrides=["experiment=recipe_small", "data=shapes_small", "data.batch_size=16"])
+    assert mine.data.batch_size == 16
     # a 16-minute budget, at most 100 epochs, warm-up and close-mosaic fractions of them (8 % and 25 %)
     assert (cfg.schedule.minutes, cfg.schedule.epochs, cfg.schedule.warmup_epochs, cfg.schedule.warmup_min_iters) == (
         16, 100, 8.0, 0)
